@@ -1,0 +1,61 @@
+/* memcached cluster client shared by the modules.
+ *
+ * Keys are placed exactly as php-memcached's session handler places them: ketama consistent hashing over the
+ * server list, binary protocol, optional replicas on the next servers; the node is chosen by a hash key (the
+ * session id) while the stored key carries the prefix, as libmemcached does for a namespace. A miss and an outage
+ * are different results, so that callers never mistake a broken node for a logged-out visitor.
+ * Thread-safe: connections come from a libmemcachedutil pool; create the pool in each server child process.
+ */
+#ifndef CORE_MC_H
+#define CORE_MC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+typedef enum {
+    MC_OK,     /* found (get) or stored (set, add, delete) */
+    MC_MISS,   /* not found (get, delete) or not stored because it exists (add) */
+    MC_OUTAGE, /* the node(s) could not answer: connection refused, timeout, protocol error */
+} mc_status;
+
+typedef struct {
+    /* php-memcached's session.save_path ("host:port,host:port weight", spaces allowed) or a libmemcached
+     * configuration string starting with "--SERVER=". */
+    const char *servers;
+    unsigned replicas;            /* memcached.sess_number_of_replicas */
+    unsigned connect_timeout_ms;  /* default 200 */
+    unsigned io_timeout_ms;       /* default 500 */
+    unsigned retry_timeout_s;     /* how long a failed node stays out of the ring; default 2 */
+    unsigned max_connections;     /* pool size; default 64 */
+} mc_config;
+
+typedef struct mc_cluster mc_cluster;
+
+/* Returns NULL and writes err on a malformed server list or allocation failure. Opens no connection. */
+mc_cluster *mc_cluster_create(const mc_config *config, char *err, size_t errlen);
+void mc_cluster_destroy(mc_cluster *cluster);
+size_t mc_cluster_node_count(const mc_cluster *cluster);
+
+typedef struct {
+    char *data; /* malloc'd, NUL-terminated; free() it */
+    size_t len;
+    uint32_t flags;
+} mc_value;
+
+/* hash_key chooses the node (php-memcached: the session id), key is what is stored (prefix + id). */
+mc_status mc_get(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
+                 mc_value *out, char *err, size_t errlen);
+/* Asks every node directly, ignoring the ring: finds a copy left on a replica or on a node that was out of the
+ * ring when it was written. MC_OUTAGE only when no node answered. */
+mc_status mc_get_any_node(mc_cluster *cluster, const char *key, size_t key_len, mc_value *out, char *err,
+                          size_t errlen);
+/* exptime: seconds from now (0 = never); over 30 days is sent as an absolute time, as memcached requires. */
+mc_status mc_set(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
+                 const char *value, size_t value_len, uint32_t flags, time_t exptime, char *err, size_t errlen);
+mc_status mc_add(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
+                 const char *value, size_t value_len, uint32_t flags, time_t exptime, char *err, size_t errlen);
+mc_status mc_delete(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
+                    char *err, size_t errlen);
+
+#endif

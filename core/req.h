@@ -1,0 +1,22 @@
+/* The view of a request that a server adapter hands to a module's logic, and the way the logic hands values back.
+ * Only what the logic needs: the adapters own everything server-specific. */
+#ifndef CORE_REQ_H
+#define CORE_REQ_H
+
+#include <stddef.h>
+
+typedef struct req_view req_view;
+
+/* Publishes a value to the backend and to the other modules. name is the Apache environment name
+ * ("SESSION_USER_ID"); the nginx adapter maps it to its own variable. Returns 0 or -1. */
+typedef int (*req_publish_fn)(req_view *req, const char *name, const char *value, size_t value_len);
+
+struct req_view {
+    const char *cookie_header; /* every Cookie header of the request joined with "; ", or NULL */
+    size_t cookie_header_len;
+    int secure;                /* the request came over HTTPS */
+    req_publish_fn publish;
+    void *server_ctx;          /* request_rec * or ngx_http_request_t * */
+};
+
+#endif
