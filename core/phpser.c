@@ -545,20 +545,19 @@ static int phpser_is_enum_name(const char *name, size_t len)
 static int reader_string(phpser_reader *r, char type, phpser_value *v)
 {
     size_t len;
-    char *bytes = NULL;
     int rc;
 
     if (reader_size(r, &len) != 0 || reader_expect(r, ':') != 0 || reader_expect(r, '"') != 0) {
         return -1;
     }
-    rc = type == 'S' ? reader_escaped(r, len, &bytes) : reader_quoted(r, len, &bytes);
+    /* typed first, so that the bytes are freed with v whichever check fails */
+    v->type = type == 'E' ? PHPSER_ENUM : PHPSER_STRING;
+    v->u.str.len = len;
+    rc = type == 'S' ? reader_escaped(r, len, &v->u.str.bytes) : reader_quoted(r, len, &v->u.str.bytes);
     if (rc != 0) {
         return -1;
     }
-    v->type = type == 'E' ? PHPSER_ENUM : PHPSER_STRING;
-    v->u.str.bytes = bytes;
-    v->u.str.len = len;
-    if (type == 'E' && !phpser_is_enum_name(bytes, len)) {
+    if (type == 'E' && !phpser_is_enum_name(v->u.str.bytes, len)) {
         return reader_fail(r, "malformed enum name");
     }
     return reader_expect(r, ';');

@@ -14,6 +14,7 @@ use ModTest;
 
 my $t = ModTest->new(memcached => 3, postgres => 1, php => 1);
 $t->start_servers(
+    load_modules => 0,    # bare servers: the harness alone
     apache     => "Header set X-MC \"\@MC\@\"\nSetEnv SESSION_PROBE apache\nSetEnv PAYWALL_PROBE \"\@FPM\@\"",
     nginx      => "add_header X-MC \"\@MC\@\";\nadd_header X-Http-Level \$modtest_probe;\n"
         . "location = /prefix { return 200 \"\@TMP\@\"; }",
@@ -142,6 +143,19 @@ for my $writer (sort keys %cross) {
 like($t->error_log('apache'), qr/resuming normal operations/, 'apache error log');
 like($t->error_log('nginx'), qr/start worker process/, 'nginx error log');
 is($t->php_error_log, '', 'no PHP errors');
+
+# the project's built modules load into both servers (every apache/mod_*.so and nginx/ngx_*_module.so)
+SKIP: {
+    my $dir = ModTest::modules_dir();
+    my @apache = glob("$dir/apache/mod_*.so");
+    my @nginx = glob("$dir/nginx/ngx_*_module.so");
+    skip "no module built in $dir", 4 unless @apache && @nginx;
+    $t->start_servers;
+    (my $sym = $apache[0]) =~ s{.*/mod_(\w+)\.so\z}{$1_module};
+    like($t->error_log('apache/httpd.conf'), qr/^LoadModule \Q$sym\E "\Q$apache[0]\E"$/m, "LoadModule $sym");
+    like($t->error_log('nginx/nginx.conf'), qr/^load_module "\Q$nginx[0]\E";$/m, 'load_module line');
+    is($t->get($_, '/')->{status}, 200, "$_ answers with the project's modules loaded") for $t->servers;
+}
 
 # stop leaves nothing running
 {
