@@ -53,12 +53,14 @@ static int cookie_name_matches(const char *candidate, size_t candidate_len, cons
 int cookie_find(const char *header, size_t header_len, const char *name, size_t name_len, const char **value,
                 size_t *value_len)
 {
-    const char *p = header, *end = header + header_len, *semi, *pair_name, *pair_value;
+    const char *p, *end, *semi, *pair_name, *pair_value;
     size_t pair_name_len, pair_value_len;
 
     if (header == NULL || name == NULL || name_len == 0 || value == NULL || value_len == NULL) {
         return 0;
     }
+    p = header;
+    end = header + header_len;
     while (p < end) {
         semi = memchr(p, ';', (size_t)(end - p));
         if (semi == NULL) {

@@ -4,14 +4,23 @@
 #include <libmemcachedutil-1.0/util.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #define MC_MAX_RELATIVE_EXPTIME (60 * 60 * 24 * 30)
 
+typedef enum {
+    MC_ROLE_RING,  /* every node in the ring, as a fresh php-memcached client sees it */
+    MC_ROLE_EJECT, /* drops a node that fails, as php-memcached does with sess_remove_failed_servers */
+    MC_ROLE_NODE,  /* one node alone */
+} mc_role;
+
 struct mc_cluster {
-    memcached_st *master;       /* configured like php-memcached's session handler; never used directly */
-    memcached_pool_st *ring;    /* clones of master */
-    memcached_pool_st **nodes;  /* one single-server pool per node, for mc_get_any_node */
+    memcached_st *master;       /* MC_ROLE_RING; the pool clones it */
+    memcached_pool_st *ring;
+    memcached_st *eject_master; /* MC_ROLE_EJECT; cloned afresh for each fallback */
+    pthread_mutex_t eject_lock;
+    memcached_pool_st **nodes;  /* one MC_ROLE_NODE pool per node, for mc_get_any_node */
     size_t node_count;
     unsigned io_timeout_ms;
 };
@@ -23,27 +32,25 @@ static void mc_write_error(char *err, size_t errlen, const char *what, memcached
     snprintf(err, errlen, "%s: %s", what, memc ? memcached_last_error_message(memc) : memcached_strerror(NULL, rc));
 }
 
-static int mc_configure(memcached_st *memc, const mc_config *config, int single)
+static int mc_configure(memcached_st *memc, const mc_config *config, mc_role role)
 {
     unsigned connect_ms = config->connect_timeout_ms ? config->connect_timeout_ms : 200;
     unsigned io_ms = config->io_timeout_ms ? config->io_timeout_ms : 500;
-    unsigned retry_s = config->retry_timeout_s ? config->retry_timeout_s : 2;
 
     /* The same behaviours php-memcached sets from its memcached.sess_* defaults, so both place a key alike. */
     if (memcached_behavior_set(memc, MEMCACHED_BEHAVIOR_BINARY_PROTOCOL, 1) != MEMCACHED_SUCCESS)
         return -1;
-    if (!single) {
+    if (role != MC_ROLE_NODE) {
         if (memcached_behavior_set(memc, MEMCACHED_BEHAVIOR_KETAMA, 1) != MEMCACHED_SUCCESS)
             return -1;
         if (config->replicas &&
             memcached_behavior_set(memc, MEMCACHED_BEHAVIOR_NUMBER_OF_REPLICAS, config->replicas) != MEMCACHED_SUCCESS)
             return -1;
-        /* A dead node leaves the ring for retry_timeout, so requests do not each wait on it. */
+    }
+    if (role == MC_ROLE_EJECT) {
         memcached_behavior_set(memc, MEMCACHED_BEHAVIOR_REMOVE_FAILED_SERVERS, 1);
         memcached_behavior_set(memc, MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT, 1);
     }
-    memcached_behavior_set(memc, MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, retry_s);
-    memcached_behavior_set(memc, MEMCACHED_BEHAVIOR_DEAD_TIMEOUT, retry_s);
     memcached_behavior_set(memc, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, connect_ms);
     memcached_behavior_set(memc, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, io_ms);
     memcached_behavior_set(memc, MEMCACHED_BEHAVIOR_RCV_TIMEOUT, io_ms * 1000);
@@ -107,7 +114,7 @@ static memcached_return_t mc_add_node_pool(const memcached_st *ptr, const memcac
     (void)ptr;
     snprintf(single, sizeof(single), "--SERVER=%s:%u", memcached_server_name(server), memcached_server_port(server));
     memc = memcached(single, strlen(single));
-    if (memc == NULL || mc_configure(memc, walk->config, 1) != 0) {
+    if (memc == NULL || mc_configure(memc, walk->config, MC_ROLE_NODE) != 0) {
         memcached_free(memc);
         walk->failed = 1;
         return MEMCACHED_FAILURE;
@@ -128,6 +135,7 @@ mc_cluster *mc_cluster_create(const mc_config *config, char *err, size_t errlen)
     memcached_server_fn walker[1] = {mc_add_node_pool};
     mc_node_walk walk;
     uint32_t count;
+    unsigned max = config->max_connections ? config->max_connections : 64;
 
     if (config->servers == NULL || config->servers[0] == '\0') {
         snprintf(err, errlen, "no memcached servers configured");
@@ -138,11 +146,14 @@ mc_cluster *mc_cluster_create(const mc_config *config, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&cluster->eject_lock, NULL);
     cluster->io_timeout_ms = config->io_timeout_ms ? config->io_timeout_ms : 500;
     cluster->master = mc_master_from_list(config->servers, config, err, errlen);
     if (cluster->master == NULL)
         goto fail;
-    if (mc_configure(cluster->master, config, 0) != 0) {
+    cluster->eject_master = memcached_clone(NULL, cluster->master);
+    if (cluster->eject_master == NULL || mc_configure(cluster->master, config, MC_ROLE_RING) != 0 ||
+        mc_configure(cluster->eject_master, config, MC_ROLE_EJECT) != 0) {
         snprintf(err, errlen, "cannot set memcached behaviours for \"%s\"", config->servers);
         goto fail;
     }
@@ -160,7 +171,7 @@ mc_cluster *mc_cluster_create(const mc_config *config, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create per-node memcached clients for \"%s\"", config->servers);
         goto fail;
     }
-    cluster->ring = memcached_pool_create(cluster->master, 1, config->max_connections ? config->max_connections : 64);
+    cluster->ring = memcached_pool_create(cluster->master, 1, max);
     if (cluster->ring == NULL) {
         snprintf(err, errlen, "cannot create the memcached connection pool");
         goto fail;
@@ -184,6 +195,8 @@ void mc_cluster_destroy(mc_cluster *cluster)
     if (cluster->ring)
         memcached_pool_destroy(cluster->ring);
     memcached_free(cluster->master);
+    memcached_free(cluster->eject_master);
+    pthread_mutex_destroy(&cluster->eject_lock);
     free(cluster);
 }
 
@@ -203,137 +216,189 @@ static memcached_st *mc_fetch(memcached_pool_st *pool, unsigned wait_ms, char *e
     return memc;
 }
 
+/* Errors of a connection the node closed (it restarted): worth one immediate retry on a fresh connection. */
+static int mc_retryable(memcached_return_t rc)
+{
+    return rc == MEMCACHED_CONNECTION_FAILURE || rc == MEMCACHED_WRITE_FAILURE || rc == MEMCACHED_READ_FAILURE ||
+           rc == MEMCACHED_UNKNOWN_READ_FAILURE || rc == MEMCACHED_ERRNO || rc == MEMCACHED_PROTOCOL_ERROR;
+}
+
 static int mc_is_miss(memcached_return_t rc)
 {
     return rc == MEMCACHED_NOTFOUND || rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS;
 }
 
-static mc_status mc_get_from(memcached_pool_st *pool, unsigned wait_ms, const char *hash_key, size_t hash_len,
-                             const char *key, size_t key_len, mc_value *out, char *err, size_t errlen)
+static int mc_is_done(memcached_return_t rc)
 {
-    memcached_st *memc = mc_fetch(pool, wait_ms, err, errlen);
-    memcached_return_t rc;
-    mc_status status;
+    return rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED || mc_is_miss(rc);
+}
+
+typedef enum { MC_OP_GET, MC_OP_SET, MC_OP_ADD, MC_OP_DELETE } mc_op_kind;
+
+typedef struct {
+    mc_op_kind kind;
+    const char *hash_key; /* NULL: hash the key itself */
+    size_t hash_len;
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+    uint32_t flags;
+    time_t exptime;
+    mc_value *out;
+    const char *what; /* for error messages */
+} mc_op;
+
+static memcached_return_t mc_op_run_once(memcached_st *memc, mc_op *op)
+{
+    memcached_return_t rc = MEMCACHED_FAILURE;
+    const char *hash = op->hash_key ? op->hash_key : op->key;
+    size_t hash_len = op->hash_key ? op->hash_len : op->key_len;
     char *value;
 
-    out->data = NULL;
-    out->len = 0;
-    out->flags = 0;
+    switch (op->kind) {
+    case MC_OP_GET:
+        value = memcached_get_by_key(memc, hash, hash_len, op->key, op->key_len, &op->out->len, &op->out->flags, &rc);
+        if (rc == MEMCACHED_SUCCESS && value == NULL)
+            value = calloc(1, 1); /* an empty item: libmemcached returns no buffer for it */
+        if (rc != MEMCACHED_SUCCESS) {
+            free(value);
+            value = NULL;
+        } else if (value == NULL) {
+            rc = MEMCACHED_MEMORY_ALLOCATION_FAILURE;
+        }
+        op->out->data = value;
+        break;
+    case MC_OP_SET:
+        rc = memcached_set_by_key(memc, hash, hash_len, op->key, op->key_len, op->value, op->value_len, op->exptime,
+                                  op->flags);
+        break;
+    case MC_OP_ADD:
+        rc = memcached_add_by_key(memc, hash, hash_len, op->key, op->key_len, op->value, op->value_len, op->exptime,
+                                  op->flags);
+        break;
+    case MC_OP_DELETE:
+        rc = memcached_delete_by_key(memc, hash, hash_len, op->key, op->key_len, 0);
+        break;
+    }
+    return rc;
+}
+
+static memcached_return_t mc_op_run(memcached_st *memc, mc_op *op)
+{
+    memcached_return_t rc = mc_op_run_once(memc, op);
+
+    if (mc_retryable(rc))
+        rc = mc_op_run_once(memc, op);
+    return rc;
+}
+
+static mc_status mc_op_status(memcached_return_t rc, memcached_st *memc, const mc_op *op, char *err, size_t errlen)
+{
+    if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED)
+        return MC_OK;
+    if (mc_is_miss(rc))
+        return MC_MISS;
+    mc_write_error(err, errlen, op->what, memc, rc);
+    return MC_OUTAGE;
+}
+
+/* On the ring as a fresh php-memcached client sees it; when the key's node is down, again the way php-memcached
+ * then does: drop the node and hash again, on a fresh client so that no node stays dropped longer than in PHP. */
+static mc_status mc_ring_run(mc_cluster *cluster, mc_op *op, char *err, size_t errlen)
+{
+    memcached_st *memc, *fresh;
+    memcached_return_t rc;
+    mc_status status;
+
+    if (op->out) {
+        op->out->data = NULL;
+        op->out->len = 0;
+        op->out->flags = 0;
+    }
+    memc = mc_fetch(cluster->ring, cluster->io_timeout_ms, err, errlen);
     if (memc == NULL)
         return MC_OUTAGE;
-    if (hash_key)
-        value = memcached_get_by_key(memc, hash_key, hash_len, key, key_len, &out->len, &out->flags, &rc);
-    else
-        value = memcached_get(memc, key, key_len, &out->len, &out->flags, &rc);
-    if (rc == MEMCACHED_SUCCESS) {
-        if (value == NULL) {
-            /* An empty item: libmemcached returns NULL data for it. */
-            value = calloc(1, 1);
-            if (value == NULL) {
-                memcached_pool_release(pool, memc);
-                snprintf(err, errlen, "out of memory");
-                return MC_OUTAGE;
-            }
-        }
-        out->data = value;
-        status = MC_OK;
-    } else {
-        free(value);
-        if (mc_is_miss(rc)) {
-            status = MC_MISS;
-        } else {
-            mc_write_error(err, errlen, "memcached get failed", memc, rc);
-            status = MC_OUTAGE;
-        }
-    }
-    memcached_pool_release(pool, memc);
+    rc = mc_op_run(memc, op);
+    status = mc_op_status(rc, memc, op, err, errlen);
+    memcached_pool_release(cluster->ring, memc);
+    if (status != MC_OUTAGE)
+        return status;
+
+    pthread_mutex_lock(&cluster->eject_lock);
+    fresh = memcached_clone(NULL, cluster->eject_master);
+    pthread_mutex_unlock(&cluster->eject_lock);
+    if (fresh == NULL)
+        return MC_OUTAGE;
+    rc = mc_op_run_once(fresh, op);
+    if (!mc_is_done(rc))
+        rc = mc_op_run_once(fresh, op);
+    if (mc_is_done(rc))
+        status = mc_op_status(rc, fresh, op, err, errlen);
+    memcached_free(fresh);
     return status;
 }
 
 mc_status mc_get(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                  mc_value *out, char *err, size_t errlen)
 {
-    return mc_get_from(cluster->ring, cluster->io_timeout_ms, hash_key, hash_len, key, key_len, out, err, errlen);
+    mc_op op = {MC_OP_GET, hash_key, hash_len, key, key_len, NULL, 0, 0, 0, out, "memcached get failed"};
+
+    return mc_ring_run(cluster, &op, err, errlen);
 }
 
 mc_status mc_get_any_node(mc_cluster *cluster, const char *key, size_t key_len, mc_value *out, char *err,
                           size_t errlen)
 {
-    size_t i, answered = 0;
-    mc_status status;
+    mc_op op = {MC_OP_GET, NULL, 0, key, key_len, NULL, 0, 0, 0, out, "memcached get failed"};
+    size_t i, missed = 0;
+    memcached_st *memc;
+    memcached_return_t rc;
 
     for (i = 0; i < cluster->node_count; i++) {
-        status = mc_get_from(cluster->nodes[i], cluster->io_timeout_ms, NULL, 0, key, key_len, out, err, errlen);
-        if (status == MC_OK)
+        memc = mc_fetch(cluster->nodes[i], cluster->io_timeout_ms, err, errlen);
+        if (memc == NULL)
+            continue;
+        rc = mc_op_run(memc, &op);
+        if (mc_op_status(rc, memc, &op, err, errlen) == MC_OK) {
+            memcached_pool_release(cluster->nodes[i], memc);
             return MC_OK;
-        if (status == MC_MISS)
-            answered++;
+        }
+        memcached_pool_release(cluster->nodes[i], memc);
+        if (mc_is_miss(rc))
+            missed++;
     }
-    return answered ? MC_MISS : MC_OUTAGE;
+    return missed == cluster->node_count ? MC_MISS : MC_OUTAGE;
 }
 
-typedef enum { MC_STORE_SET, MC_STORE_ADD } mc_store_mode;
-
-static mc_status mc_store(mc_cluster *cluster, mc_store_mode mode, const char *hash_key, size_t hash_len,
-                          const char *key, size_t key_len, const char *value, size_t value_len, uint32_t flags,
-                          time_t exptime, char *err, size_t errlen)
+static time_t mc_exptime(time_t exptime)
 {
-    memcached_st *memc = mc_fetch(cluster->ring, cluster->io_timeout_ms, err, errlen);
-    memcached_return_t rc;
-    mc_status status;
-
-    if (memc == NULL)
-        return MC_OUTAGE;
-    if (exptime > MC_MAX_RELATIVE_EXPTIME)
-        exptime += time(NULL);
-    if (mode == MC_STORE_ADD)
-        rc = memcached_add_by_key(memc, hash_key, hash_len, key, key_len, value, value_len, exptime, flags);
-    else
-        rc = memcached_set_by_key(memc, hash_key, hash_len, key, key_len, value, value_len, exptime, flags);
-    if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED) {
-        status = MC_OK;
-    } else if (mc_is_miss(rc)) {
-        status = MC_MISS;
-    } else {
-        mc_write_error(err, errlen, mode == MC_STORE_ADD ? "memcached add failed" : "memcached set failed", memc, rc);
-        status = MC_OUTAGE;
-    }
-    memcached_pool_release(cluster->ring, memc);
-    return status;
+    /* memcached reads anything over 30 days as an absolute Unix time */
+    return exptime > MC_MAX_RELATIVE_EXPTIME ? exptime + time(NULL) : exptime;
 }
 
 mc_status mc_set(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                  const char *value, size_t value_len, uint32_t flags, time_t exptime, char *err, size_t errlen)
 {
-    return mc_store(cluster, MC_STORE_SET, hash_key, hash_len, key, key_len, value, value_len, flags, exptime, err,
-                    errlen);
+    mc_op op = {MC_OP_SET,  hash_key, hash_len, key, key_len, value, value_len, flags, mc_exptime(exptime),
+                NULL,       "memcached set failed"};
+
+    return mc_ring_run(cluster, &op, err, errlen);
 }
 
 mc_status mc_add(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                  const char *value, size_t value_len, uint32_t flags, time_t exptime, char *err, size_t errlen)
 {
-    return mc_store(cluster, MC_STORE_ADD, hash_key, hash_len, key, key_len, value, value_len, flags, exptime, err,
-                    errlen);
+    mc_op op = {MC_OP_ADD,  hash_key, hash_len, key, key_len, value, value_len, flags, mc_exptime(exptime),
+                NULL,       "memcached add failed"};
+
+    return mc_ring_run(cluster, &op, err, errlen);
 }
 
 mc_status mc_delete(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                     char *err, size_t errlen)
 {
-    memcached_st *memc = mc_fetch(cluster->ring, cluster->io_timeout_ms, err, errlen);
-    memcached_return_t rc;
-    mc_status status;
+    mc_op op = {MC_OP_DELETE, hash_key, hash_len, key, key_len, NULL, 0, 0, 0, NULL, "memcached delete failed"};
 
-    if (memc == NULL)
-        return MC_OUTAGE;
-    rc = memcached_delete_by_key(memc, hash_key, hash_len, key, key_len, 0);
-    if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED) {
-        status = MC_OK;
-    } else if (mc_is_miss(rc)) {
-        status = MC_MISS;
-    } else {
-        mc_write_error(err, errlen, "memcached delete failed", memc, rc);
-        status = MC_OUTAGE;
-    }
-    memcached_pool_release(cluster->ring, memc);
-    return status;
+    return mc_ring_run(cluster, &op, err, errlen);
 }

@@ -26,7 +26,6 @@ typedef struct {
     unsigned replicas;            /* memcached.sess_number_of_replicas */
     unsigned connect_timeout_ms;  /* default 200 */
     unsigned io_timeout_ms;       /* default 500 */
-    unsigned retry_timeout_s;     /* how long a failed node stays out of the ring; default 2 */
     unsigned max_connections;     /* pool size; default 64 */
 } mc_config;
 
@@ -47,7 +46,8 @@ typedef struct {
 mc_status mc_get(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                  mc_value *out, char *err, size_t errlen);
 /* Asks every node directly, ignoring the ring: finds a copy left on a replica or on a node that was out of the
- * ring when it was written. MC_OUTAGE only when no node answered. */
+ * ring when it was written. MC_MISS only when every node answered that it has no such key, so that a caller can
+ * tell "gone everywhere" from "not found among the nodes that answered" (MC_OUTAGE). */
 mc_status mc_get_any_node(mc_cluster *cluster, const char *key, size_t key_len, mc_value *out, char *err,
                           size_t errlen);
 /* exptime: seconds from now (0 = never); over 30 days is sent as an absolute time, as memcached requires. */

@@ -794,9 +794,14 @@ void session_shared_sync(session_shared_store *store, const char *id, size_t id_
         }
         free(value.data);
     } else if (status == MC_MISS && loaded != NULL) {
-        /* The app destroyed the session (session_destroy()): the durable copy goes too. */
-        session_shared_pg_simple(store, "DELETE FROM session_shared.sessions WHERE id = $1", id, id_len, NULL, note,
-                                 notelen, NULL);
+        /* Gone from the ring. Only when every node answers that it has no copy did the app destroy the session
+         * (session_destroy()), and the durable copy goes too: a node that did not answer may hold the only one. */
+        status = mc_get_any_node(store->mc, keys.data, keys.data_len, &value, err, sizeof(err));
+        if (status == MC_OK)
+            free(value.data);
+        else if (status == MC_MISS)
+            session_shared_pg_simple(store, "DELETE FROM session_shared.sessions WHERE id = $1", id, id_len, NULL,
+                                     note, notelen, NULL);
     }
     session_shared_pg_purge(store, now, note, notelen);
 }
