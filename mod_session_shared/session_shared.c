@@ -551,9 +551,9 @@ static void session_shared_forget(session_shared_store *store, const char *id, s
 static int session_shared_is_expired(const session_shared_store *store, const session_shared_record *record,
                                      time_t now)
 {
-    if (store->config.idle_timeout && now - record->last_access > store->config.idle_timeout)
+    if (store->config.idle_timeout && now - record->last_access >= store->config.idle_timeout)
         return 1;
-    if (store->config.absolute_timeout && now - record->created > store->config.absolute_timeout)
+    if (store->config.absolute_timeout && now - record->created >= store->config.absolute_timeout)
         return 1;
     return 0;
 }
