@@ -77,8 +77,8 @@ int cookie_find(const char *header, size_t header_len, const char *name, size_t 
     return 0;
 }
 
-int cookie_find_set_cookie(const char *header, size_t header_len, const char *name, size_t name_len,
-                           const char **value, size_t *value_len)
+int cookie_find_set_cookie(const char *header, size_t header_len, const char *name, size_t name_len, const char **value,
+                           size_t *value_len)
 {
     const char *semi, *pair_name, *pair_value;
     size_t pair_name_len, pair_value_len;

@@ -127,12 +127,17 @@ static char *phpser_dup_bytes(const char *bytes, size_t len)
     return copy;
 }
 
-static int phpser_compare_address(const void *a, const void *b)
+static int phpser_order(const void *a, const void *b)
 {
-    uintptr_t x = (uintptr_t) * (const void *const *)a;
-    uintptr_t y = (uintptr_t) * (const void *const *)b;
+    uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
 
     return x < y ? -1 : x > y;
+}
+
+/* qsort()/bsearch() over arrays of node pointers */
+static int phpser_compare_nodes(const void *a, const void *b)
+{
+    return phpser_order(*(phpser_value *const *)a, *(phpser_value *const *)b);
 }
 
 static int phpser_is_compound(const phpser_value *v)
@@ -191,10 +196,7 @@ static phpser_value *phpser_new_string(const char *bytes, size_t len)
 
 static int links_compare(const void *a, const void *b)
 {
-    uintptr_t x = (uintptr_t)((const phpser_link *)a)->ref;
-    uintptr_t y = (uintptr_t)((const phpser_link *)b)->ref;
-
-    return x < y ? -1 : x > y;
+    return phpser_order(((const phpser_link *)a)->ref, ((const phpser_link *)b)->ref);
 }
 
 static int links_append(phpser_links *links, phpser_value *ref, phpser_value *target)
@@ -804,8 +806,7 @@ static int reader_value(phpser_reader *r, phpser_value **out)
     return 0;
 }
 
-int phpser_value_decode(const char *buf, size_t len, size_t *consumed, phpser_value **out, char *err,
-                        size_t errlen)
+int phpser_value_decode(const char *buf, size_t len, size_t *consumed, phpser_value **out, char *err, size_t errlen)
 {
     phpser_reader r = {(const unsigned char *)buf, len, 0, 0, NULL, 0, 0, NULL, err, errlen};
     int rc;
@@ -1230,7 +1231,7 @@ static void doomed_init(phpser_doomed *d, phpser_value **roots, size_t nroots)
     for (i = 0; i < nroots; i++) {
         phpser_collect_nodes(roots[i], d->nodes, &d->count);
     }
-    qsort(d->nodes, d->count, sizeof(*d->nodes), phpser_compare_address);
+    qsort(d->nodes, d->count, sizeof(*d->nodes), phpser_compare_nodes);
 }
 
 static void doomed_release(phpser_doomed *d)
@@ -1241,7 +1242,9 @@ static void doomed_release(phpser_doomed *d)
 
 static phpser_value **doomed_slot(const phpser_doomed *d, const phpser_value *node)
 {
-    return bsearch(&node, d->nodes, d->count, sizeof(*d->nodes), phpser_compare_address);
+    phpser_value *key = (phpser_value *)node;
+
+    return bsearch(&key, d->nodes, d->count, sizeof(*d->nodes), phpser_compare_nodes);
 }
 
 static int doomed_has(const phpser_doomed *d, const phpser_value *node)
@@ -1397,7 +1400,7 @@ int phpser_session_set_string(phpser_session *session, const char *name, size_t 
                               size_t value_len)
 {
     phpser_item *item;
-    phpser_value *fresh, *target, *old;
+    phpser_value *fresh, *target, *old, *next;
     phpser_link *link;
 
     if (session == NULL || (name == NULL && name_len > 0) || (value == NULL && value_len > 0)) {
@@ -1429,7 +1432,10 @@ int phpser_session_set_string(phpser_session *session, const char *name, size_t 
     if (target->type == PHPSER_REFERENCE) {
         link = links_find(&session->links, target);
         if (link != NULL) {
-            links_delete(&session->links, link);
+            /* other holders of the object it named keep naming the object */
+            next = link->target;
+            links_retarget(&session->links, target, next, 1);
+            links_delete(&session->links, links_find(&session->links, target));
         }
     }
     /* The old content moves to a node of its own; object references follow it, PHP references stay. */
@@ -1624,6 +1630,11 @@ static void phpser_double_text(double d, int shortest, char out[48])
     out[n] = '\0';
 }
 
+static int writer_compare_marks(const void *a, const void *b)
+{
+    return phpser_order(((const phpser_mark *)a)->node, ((const phpser_mark *)b)->node);
+}
+
 static phpser_mark *writer_mark(const phpser_writer *w, const phpser_value *node)
 {
     phpser_mark key = {node, 0, 0};
@@ -1631,7 +1642,7 @@ static phpser_mark *writer_mark(const phpser_writer *w, const phpser_value *node
     if (w->nmarks == 0) {
         return NULL;
     }
-    return bsearch(&key, w->marks, w->nmarks, sizeof(key), phpser_compare_address);
+    return bsearch(&key, w->marks, w->nmarks, sizeof(key), writer_compare_marks);
 }
 
 static int writer_value(phpser_writer *w, const phpser_value *v);
@@ -1783,7 +1794,7 @@ static int writer_init_marks(phpser_writer *w, const phpser_links *links)
     for (i = 0; i < links->count; i++) {
         w->marks[i].node = links->items[i].target;
     }
-    qsort(w->marks, links->count, sizeof(*w->marks), phpser_compare_address);
+    qsort(w->marks, links->count, sizeof(*w->marks), writer_compare_marks);
     for (i = 0; i < links->count; i++) {
         if (n == 0 || w->marks[n - 1].node != w->marks[i].node) {
             w->marks[n++] = w->marks[i];
@@ -1892,8 +1903,7 @@ static int session_verify_php(const phpser_session *session, const char *text, s
     same = back->count == session->count;
     for (i = 0; same && i < session->count; i++) {
         same = back->items[i].view.name_len == session->items[i].view.name_len &&
-               memcmp(back->items[i].view.name, session->items[i].view.name, session->items[i].view.name_len) ==
-                   0 &&
+               memcmp(back->items[i].view.name, session->items[i].view.name, session->items[i].view.name_len) == 0 &&
                (back->items[i].value == NULL) == (session->items[i].value == NULL);
     }
     phpser_session_free(back);
@@ -2032,8 +2042,7 @@ static char *phpser_zlib_inflate(const char *buf, size_t len, size_t *out_len, c
     return plain;
 }
 
-char *phpser_memcached_value(uint32_t flags, const char *buf, size_t len, size_t *out_len, char *err,
-                             size_t errlen)
+char *phpser_memcached_value(uint32_t flags, const char *buf, size_t len, size_t *out_len, char *err, size_t errlen)
 {
     uint32_t type = flags & PHPSER_MC_TYPE_MASK;
     size_t plain_len = 0;

@@ -29,7 +29,8 @@ typedef enum {
 typedef struct phpser_value phpser_value;
 
 typedef struct {
-    phpser_value *key; /* PHPSER_INT or PHPSER_STRING for arrays; PHPSER_STRING for object properties */
+    phpser_value *key; /* PHPSER_INT or PHPSER_STRING, for objects too (__serialize() may return integer keys);
+                        * NULL only for PHPSER_CUSTOM's payload */
     phpser_value *value;
 } phpser_pair;
 
@@ -42,7 +43,7 @@ struct phpser_value {
         struct {
             char *bytes; /* NUL-terminated copy; len excludes the NUL; may contain NULs */
             size_t len;
-        } str;        /* PHPSER_STRING; PHPSER_ENUM ("Class:Case"); PHPSER_CUSTOM payload */
+        } str;        /* PHPSER_STRING; PHPSER_ENUM ("Class:Case") */
         struct {
             char *class_name; /* NULL for arrays */
             size_t class_len;

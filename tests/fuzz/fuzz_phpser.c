@@ -12,12 +12,12 @@
 
 #include "phpser.h"
 
-#define FUZZ_CHECK(cond)                                                                                              \
-    do {                                                                                                              \
-        if (!(cond)) {                                                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                                  \
-            abort();                                                                                                  \
-        }                                                                                                             \
+#define FUZZ_CHECK(cond)                                                                                               \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                                   \
+            abort();                                                                                                   \
+        }                                                                                                              \
     } while (0)
 
 static int fuzz_has(const char *err, const char *part)
@@ -51,9 +51,9 @@ static void fuzz_encode_and_check(const phpser_session *session, phpser_format f
     if (phpser_session_encode(session, format, &out, &out_len, err, sizeof(err)) != 0) {
         /* what each format cannot say; anything else after a successful decode is a bug */
         FUZZ_CHECK(out == NULL);
-        FUZZ_CHECK(fuzz_has(err, "unambiguously") || (!decoded_from_format && (fuzz_has(err, "'|'") ||
-                                                                                fuzz_has(err, "127") ||
-                                                                                fuzz_has(err, "session array"))));
+        FUZZ_CHECK(
+            fuzz_has(err, "unambiguously") ||
+            (!decoded_from_format && (fuzz_has(err, "'|'") || fuzz_has(err, "127") || fuzz_has(err, "session array"))));
         return;
     }
     FUZZ_CHECK(out[out_len] == '\0');

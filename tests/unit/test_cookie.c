@@ -73,7 +73,7 @@ static void test_find_missing(void **state)
     (void)state;
     assert_absent("", "PHPSESSID");
     assert_absent("a=1; b=2", "PHPSESSID");
-    assert_absent("PHPSESSID", "PHPSESSID");       /* no '=': no value */
+    assert_absent("PHPSESSID", "PHPSESSID"); /* no '=': no value */
     assert_absent("PHPSESSID; a=b", "PHPSESSID");
     assert_absent("phpsessid=abc", "PHPSESSID");   /* names are case-sensitive */
     assert_absent("a=PHPSESSID=abc", "PHPSESSID"); /* inside another cookie's value */
@@ -147,8 +147,8 @@ static void test_session_id_ok(void **state)
 static void test_session_id_bad(void **state)
 {
     char id[300];
-    static const char bad_chars[] = {'\x01', '\x1f', '\x7f', '\n', '\r', '\t', '\0', ' ', '.', '_', '/', '=', ';',
-                                     '"',    '%',    '+',    '\\', '\xc3', '\xa9', '\x80', '\xff'};
+    static const char bad_chars[] = {'\x01', '\x1f', '\x7f', '\n', '\r', '\t', '\0',   ' ',    '.',    '_',   '/',
+                                     '=',    ';',    '"',    '%',  '+',  '\\', '\xc3', '\xa9', '\x80', '\xff'};
     size_t i, pos;
 
     (void)state;

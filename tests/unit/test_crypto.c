@@ -147,17 +147,11 @@ static void test_base64url_round_trip(void **state)
 static void test_base64url_invalid(void **state)
 {
     static const char *const bad[] = {
-        "Zm9v+mFy", /* base64's own characters */
-        "Zm9v/mFy",
-        "Zm9vYg==", /* padding */
-        "Zm9vY=",
-        "Zm 9v",
-        "Zm9v\n",
-        "Zm9\xc3\xa9",
-        "Z",        /* 4n+1 characters cannot come from any bytes */
-        "Zm9vY",
-        "Zh",       /* unused low bits set: "f" is only ever "Zg" */
-        "Zm9",      /* "fo" is "Zm8" */
+        "Zm9v+mFy",                                           /* base64's own characters */
+        "Zm9v/mFy", "Zm9vYg==",                               /* padding */
+        "Zm9vY=",   "Zm 9v",    "Zm9v\n", "Zm9\xc3\xa9", "Z", /* 4n+1 characters cannot come from any bytes */
+        "Zm9vY",    "Zh",                                     /* unused low bits set: "f" is only ever "Zg" */
+        "Zm9",                                                /* "fo" is "Zm8" */
     };
     unsigned char out[16];
     size_t i;
@@ -226,7 +220,7 @@ static void test_session_id_alphabet_and_length(void **state)
 /* Many ids: all different, and every character of the alphabet about equally frequent in every position. */
 static void test_session_id_unique(void **state)
 {
-    char (*ids)[ID_LEN + 1] = malloc(ID_COUNT * sizeof(*ids));
+    char(*ids)[ID_LEN + 1] = malloc(ID_COUNT * sizeof(*ids));
     unsigned counts[ID_LEN][32];
     size_t i, j, c;
     const char *alphabet = "0123456789abcdefghijklmnopqrstuv";

@@ -1,0 +1,93 @@
+#!/usr/bin/perl
+# What a sysadmin does: `make install DESTDIR=...` puts both modules, the a2enmod .load/.conf files and the nginx
+# load_module snippet in their Debian places, and `apache2 -t` / `nginx -t` accept the installed modules with the
+# example configurations in conf/examples (and refuse a bad directive value with a message naming it).
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+
+use File::Temp qw(tempdir);
+use Test::More;
+
+my $top = "$FindBin::Bin/../..";
+my $builddir = $ENV{MODTEST_BUILDDIR} // $top;
+my $dest = tempdir(CLEANUP => 1);
+my $out = `make -s -C '$builddir' install DESTDIR='$dest' 2>&1`;
+is($?, 0, 'make install DESTDIR=... succeeds') or diag($out);
+
+my $apache_moddir = `apxs -q LIBEXECDIR`;
+chomp $apache_moddir;
+my %installed = (
+    apache_so => "$dest$apache_moddir/mod_session_shared.so",
+    nginx_so  => "$dest/usr/lib/nginx/modules/ngx_http_session_shared_module.so",
+    load      => "$dest/etc/apache2/mods-available/session_shared.load",
+    conf      => "$dest/etc/apache2/mods-available/session_shared.conf",
+    snippet   => "$dest/usr/share/nginx/modules-available/mod-http-session-shared.conf",
+);
+ok(-f $installed{$_}, "installed $_: $installed{$_}") for sort keys %installed;
+ok(!-e "$dest$apache_moddir/mod_session_shared.la", 'no libtool .la left next to the Apache module');
+
+sub slurp { open my $fh, '<', $_[0] or return ''; local $/; return <$fh> }
+like(slurp($installed{load}), qr{^LoadModule session_shared_module \Q$apache_moddir\E/mod_session_shared\.so$}m,
+    '.load points at the installed module');
+like(slurp($installed{snippet}), qr{^load_module /usr/lib/nginx/modules/ngx_http_session_shared_module\.so;$}m,
+    'nginx snippet points at the installed module');
+
+my $dir = tempdir(CLEANUP => 1);
+sub write_file { my ($f, $c) = @_; open my $fh, '>', $f or die "$f: $!"; print $fh $c; close $fh; return $f }
+
+# Apache: the installed .load (moved under DESTDIR), then the example virtual host.
+(my $load = slurp($installed{load})) =~ s{\Q$apache_moddir\E}{$dest$apache_moddir};
+my $httpd_conf = write_file("$dir/httpd.conf", <<"CONF");
+ServerName localhost
+PidFile $dir/httpd.pid
+ErrorLog $dir/error.log
+Listen 127.0.0.1:80
+<IfModule !mpm_event_module>
+LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
+</IfModule>
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
+LoadModule proxy_fcgi_module /usr/lib/apache2/modules/mod_proxy_fcgi.so
+LoadModule session_module /usr/lib/apache2/modules/mod_session.so
+$load
+Include $installed{conf}
+Include $top/conf/examples/apache-vhost.conf
+CONF
+$out = `apache2 -t -f '$httpd_conf' 2>&1`;
+is($?, 0, 'apache2 -t accepts the installed module with conf/examples/apache-vhost.conf') or diag($out);
+like($out, qr/Syntax OK/, 'apache2 says Syntax OK');
+
+# nginx: the installed snippet (moved under DESTDIR), then the example server.
+(my $snippet = slurp($installed{snippet})) =~ s{/usr/lib/nginx/modules}{$dest/usr/lib/nginx/modules};
+system("cp /etc/nginx/fastcgi_params '$dir/fastcgi_params'") == 0 or die;
+my $nginx_conf = write_file("$dir/nginx.conf", <<"CONF");
+$snippet
+pid $dir/nginx.pid;
+error_log $dir/nginx-error.log;
+events {}
+http {
+    include $top/conf/examples/nginx-site.conf;
+}
+CONF
+$out = `nginx -t -p '$dir' -c '$nginx_conf' 2>&1`;
+is($?, 0, 'nginx -t accepts the installed module with conf/examples/nginx-site.conf') or diag($out);
+like($out, qr/test is successful/, 'nginx says the test is successful');
+
+# Bad values are configuration errors that name the directive and the value.
+(my $bad_httpd = slurp($httpd_conf)) =~ s{Include \S+apache-vhost\.conf}{SessionSharedIdleTimeout soon};
+write_file("$dir/bad-httpd.conf", $bad_httpd);
+$out = `apache2 -t -f '$dir/bad-httpd.conf' 2>&1`;
+isnt($?, 0, 'apache2 -t refuses SessionSharedIdleTimeout soon');
+like($out, qr/SessionSharedIdleTimeout: invalid value "soon"/, 'and says which directive and value');
+
+(my $bad_nginx = slurp($nginx_conf)) =~ s{include \S+nginx-site\.conf;}{session_shared_format yaml;};
+write_file("$dir/bad-nginx.conf", $bad_nginx);
+$out = `nginx -t -p '$dir' -c '$dir/bad-nginx.conf' 2>&1`;
+isnt($?, 0, 'nginx -t refuses session_shared_format yaml');
+like($out, qr/invalid value "yaml".*session_shared_format|invalid value "yaml"/, 'and says which value');
+
+done_testing();
