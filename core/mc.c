@@ -233,7 +233,7 @@ static int mc_is_done(memcached_return_t rc)
     return rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED || mc_is_miss(rc);
 }
 
-typedef enum { MC_OP_GET, MC_OP_SET, MC_OP_ADD, MC_OP_DELETE } mc_op_kind;
+typedef enum { MC_OP_GET, MC_OP_GET2, MC_OP_SET, MC_OP_ADD, MC_OP_DELETE } mc_op_kind;
 
 typedef struct {
     mc_op_kind kind;
@@ -247,7 +247,65 @@ typedef struct {
     time_t exptime;
     mc_value *out;
     const char *what; /* for error messages */
+    const char *key2; /* MC_OP_GET2: a second key on the same node, fetched in the same round trip */
+    size_t key2_len;
+    mc_value *out2;
 } mc_op;
+
+static int mc_value_copy(mc_value *out, memcached_result_st *result)
+{
+    size_t len = memcached_result_length(result);
+
+    out->data = malloc(len + 1);
+    if (out->data == NULL)
+        return -1;
+    memcpy(out->data, memcached_result_value(result), len);
+    out->data[len] = '\0';
+    out->len = len;
+    out->flags = memcached_result_flags(result);
+    return 0;
+}
+
+static void mc_value_reset(mc_value *value)
+{
+    if (value == NULL)
+        return;
+    free(value->data);
+    value->data = NULL;
+    value->len = 0;
+    value->flags = 0;
+}
+
+static memcached_return_t mc_get2_run(memcached_st *memc, const char *hash, size_t hash_len, mc_op *op)
+{
+    const char *keys[2] = {op->key, op->key2};
+    size_t lens[2] = {op->key_len, op->key2_len};
+    memcached_result_st *result;
+    memcached_return_t rc;
+    mc_value *target;
+
+    mc_value_reset(op->out);
+    mc_value_reset(op->out2);
+    rc = memcached_mget_by_key(memc, hash, hash_len, keys, lens, 2);
+    if (rc != MEMCACHED_SUCCESS)
+        return rc;
+    while ((result = memcached_fetch_result(memc, NULL, &rc)) != NULL) {
+        const char *key = memcached_result_key_value(result);
+        size_t key_len = memcached_result_key_length(result);
+        target = key_len == op->key_len && memcmp(key, op->key, key_len) == 0 ? op->out : op->out2;
+        if (target->data == NULL && mc_value_copy(target, result) != 0)
+            rc = MEMCACHED_MEMORY_ALLOCATION_FAILURE;
+        memcached_result_free(result);
+        if (rc == MEMCACHED_MEMORY_ALLOCATION_FAILURE)
+            return rc;
+    }
+    if (rc != MEMCACHED_END && rc != MEMCACHED_NOTFOUND && rc != MEMCACHED_SUCCESS) {
+        mc_value_reset(op->out);
+        mc_value_reset(op->out2);
+        return rc;
+    }
+    return op->out->data ? MEMCACHED_SUCCESS : MEMCACHED_NOTFOUND;
+}
 
 static memcached_return_t mc_op_run_once(memcached_st *memc, mc_op *op)
 {
@@ -268,6 +326,9 @@ static memcached_return_t mc_op_run_once(memcached_st *memc, mc_op *op)
             rc = MEMCACHED_MEMORY_ALLOCATION_FAILURE;
         }
         op->out->data = value;
+        break;
+    case MC_OP_GET2:
+        rc = mc_get2_run(memc, hash, hash_len, op);
         break;
     case MC_OP_SET:
         rc = memcached_set_by_key(memc, hash, hash_len, op->key, op->key_len, op->value, op->value_len, op->exptime,
@@ -311,11 +372,10 @@ static mc_status mc_ring_run(mc_cluster *cluster, mc_op *op, char *err, size_t e
     memcached_return_t rc;
     mc_status status;
 
-    if (op->out) {
-        op->out->data = NULL;
-        op->out->len = 0;
-        op->out->flags = 0;
-    }
+    if (op->out)
+        memset(op->out, 0, sizeof(*op->out));
+    if (op->out2)
+        memset(op->out2, 0, sizeof(*op->out2));
     memc = mc_fetch(cluster->ring, cluster->io_timeout_ms, err, errlen);
     if (memc == NULL)
         return MC_OUTAGE;
@@ -342,7 +402,17 @@ static mc_status mc_ring_run(mc_cluster *cluster, mc_op *op, char *err, size_t e
 mc_status mc_get(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                  mc_value *out, char *err, size_t errlen)
 {
-    mc_op op = {MC_OP_GET, hash_key, hash_len, key, key_len, NULL, 0, 0, 0, out, "memcached get failed"};
+    mc_op op = {.kind = MC_OP_GET, .hash_key = hash_key, .hash_len = hash_len, .key = key, .key_len = key_len,
+                .out = out, .what = "memcached get failed"};
+
+    return mc_ring_run(cluster, &op, err, errlen);
+}
+
+mc_status mc_get2(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
+                  const char *key2, size_t key2_len, mc_value *out, mc_value *out2, char *err, size_t errlen)
+{
+    mc_op op = {.kind = MC_OP_GET2, .hash_key = hash_key, .hash_len = hash_len, .key = key, .key_len = key_len,
+                .key2 = key2, .key2_len = key2_len, .out = out, .out2 = out2, .what = "memcached get failed"};
 
     return mc_ring_run(cluster, &op, err, errlen);
 }
@@ -350,7 +420,7 @@ mc_status mc_get(mc_cluster *cluster, const char *hash_key, size_t hash_len, con
 mc_status mc_get_any_node(mc_cluster *cluster, const char *key, size_t key_len, mc_value *out, char *err,
                           size_t errlen)
 {
-    mc_op op = {MC_OP_GET, NULL, 0, key, key_len, NULL, 0, 0, 0, out, "memcached get failed"};
+    mc_op op = {.kind = MC_OP_GET, .key = key, .key_len = key_len, .out = out, .what = "memcached get failed"};
     size_t i, missed = 0;
     memcached_st *memc;
     memcached_return_t rc;
@@ -380,8 +450,9 @@ static time_t mc_exptime(time_t exptime)
 mc_status mc_set(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                  const char *value, size_t value_len, uint32_t flags, time_t exptime, char *err, size_t errlen)
 {
-    mc_op op = {MC_OP_SET,  hash_key, hash_len, key, key_len, value, value_len, flags, mc_exptime(exptime),
-                NULL,       "memcached set failed"};
+    mc_op op = {.kind = MC_OP_SET, .hash_key = hash_key, .hash_len = hash_len, .key = key, .key_len = key_len,
+                .value = value, .value_len = value_len, .flags = flags, .exptime = mc_exptime(exptime),
+                .what = "memcached set failed"};
 
     return mc_ring_run(cluster, &op, err, errlen);
 }
@@ -389,8 +460,9 @@ mc_status mc_set(mc_cluster *cluster, const char *hash_key, size_t hash_len, con
 mc_status mc_add(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                  const char *value, size_t value_len, uint32_t flags, time_t exptime, char *err, size_t errlen)
 {
-    mc_op op = {MC_OP_ADD,  hash_key, hash_len, key, key_len, value, value_len, flags, mc_exptime(exptime),
-                NULL,       "memcached add failed"};
+    mc_op op = {.kind = MC_OP_ADD, .hash_key = hash_key, .hash_len = hash_len, .key = key, .key_len = key_len,
+                .value = value, .value_len = value_len, .flags = flags, .exptime = mc_exptime(exptime),
+                .what = "memcached add failed"};
 
     return mc_ring_run(cluster, &op, err, errlen);
 }
@@ -398,7 +470,8 @@ mc_status mc_add(mc_cluster *cluster, const char *hash_key, size_t hash_len, con
 mc_status mc_delete(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                     char *err, size_t errlen)
 {
-    mc_op op = {MC_OP_DELETE, hash_key, hash_len, key, key_len, NULL, 0, 0, 0, NULL, "memcached delete failed"};
+    mc_op op = {.kind = MC_OP_DELETE, .hash_key = hash_key, .hash_len = hash_len, .key = key, .key_len = key_len,
+                .what = "memcached delete failed"};
 
     return mc_ring_run(cluster, &op, err, errlen);
 }

@@ -45,6 +45,10 @@ typedef struct {
 /* hash_key chooses the node (php-memcached: the session id), key is what is stored (prefix + id). */
 mc_status mc_get(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                  mc_value *out, char *err, size_t errlen);
+/* Two keys that hash alike (same hash_key) in one round trip: the status is key's; out2->data is NULL when key2
+ * is absent. */
+mc_status mc_get2(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
+                  const char *key2, size_t key2_len, mc_value *out, mc_value *out2, char *err, size_t errlen);
 /* Asks every node directly, ignoring the ring: finds a copy left on a replica or on a node that was out of the
  * ring when it was written. MC_MISS only when every node answered that it has no such key, so that a caller can
  * tell "gone everywhere" from "not found among the nodes that answered" (MC_OUTAGE). */

@@ -33,6 +33,7 @@ typedef struct {
     int format_set;
     int idle_set;
     int absolute_set;
+    int cache_set;
     session_shared_cookie cookie;
     int cookie_secure_set;
     int cookie_httponly_set;
@@ -78,6 +79,7 @@ static void *session_shared_merge_dir_conf(apr_pool_t *p, void *basev, void *add
     MERGE_SET(store.format, format_set);
     MERGE_SET(store.idle_timeout, idle_set);
     MERGE_SET(store.absolute_timeout, absolute_set);
+    MERGE_SET(store.cache_ttl_ms, cache_set);
     MERGE_PTR(cookie.name);
     MERGE_PTR(cookie.path);
     MERGE_PTR(cookie.domain);
@@ -187,6 +189,17 @@ static const char *set_absolute(cmd_parms *cmd, void *dconf, const char *value)
     return NULL;
 }
 
+static const char *set_cache_ttl(cmd_parms *cmd, void *dconf, const char *value)
+{
+    session_shared_dir_conf *conf = dconf;
+    const char *why = session_shared_parse_milliseconds(value, &conf->store.cache_ttl_ms);
+
+    if (why)
+        return session_shared_error(cmd, value, why);
+    conf->cache_set = 1;
+    return NULL;
+}
+
 static const char *set_cookie(cmd_parms *cmd, void *dconf, const char *arg)
 {
     session_shared_dir_conf *conf = dconf;
@@ -259,6 +272,8 @@ static const command_rec session_shared_cmds[] = {
                   "seconds without a request before a session ends (default 1440)"),
     AP_INIT_TAKE1("SessionSharedAbsoluteTimeout", set_absolute, NULL, RSRC_CONF | ACCESS_CONF,
                   "seconds after its creation when a session ends whatever its use (default 0: none)"),
+    AP_INIT_TAKE1("SessionSharedCacheTTL", set_cache_ttl, NULL, RSRC_CONF | ACCESS_CONF,
+                  "milliseconds a server process may reuse a session it read (default 0: ask memcached every time)"),
     AP_INIT_TAKE_ARGV("SessionSharedCookie", set_cookie_args, NULL, RSRC_CONF | ACCESS_CONF,
                       "cookie name, then path= domain= secure=on|off|auto httponly=on|off samesite=Strict|Lax|None"),
     AP_INIT_ITERATE("SessionSharedExport", set_export, NULL, RSRC_CONF | ACCESS_CONF,
@@ -341,6 +356,8 @@ static session_shared_request *session_shared_load_request(request_rec *r)
     if (found == 0)
         return state;
     state->id = apr_pstrmemdup(main_r->pool, id, id_len);
+    if (session_shared_cache_lookup(state->store, state->id, id_len, &state->record))
+        return state;
     session_shared_load(state->store, state->id, id_len, apr_time_sec(r->request_time), &state->record);
     state->loaded = 1;
     session_shared_log_note(r, &state->record);
@@ -398,10 +415,12 @@ static int session_shared_log_transaction(request_rec *r)
     /* Only a backend (PHP behind proxy_fcgi, a CGI...) can have written the session behind the module's back. */
     if (r->handler == NULL || strcmp(r->handler, "default-handler") == 0)
         return DECLINED;
+    if (state->id)
+        session_shared_cache_forget(state->store, state->id, strlen(state->id));
     id = session_shared_response_id(r, state->conf->cookie.name);
     if (id == NULL)
         id = state->id;
-    if (id == NULL)
+    if (id == NULL || state->conf->store.postgres == NULL)
         return DECLINED;
     session_shared_sync(state->store, id, strlen(id),
                         state->id && strcmp(id, state->id) == 0 ? state->record.data : NULL,

@@ -27,6 +27,7 @@ typedef struct {
     ngx_uint_t                     format;
     ngx_int_t                      idle_timeout;
     ngx_int_t                      absolute_timeout;
+    ngx_msec_t                     cache_ttl;
     ngx_str_t                      cookie_name;
     ngx_array_t                   *cookie_attrs;
     ngx_array_t                   *exports;
@@ -34,6 +35,7 @@ typedef struct {
     ngx_thread_pool_t             *thread_pool;
     session_shared_store_config    store;
     session_shared_cookie          cookie;
+    session_shared_store          *opened;   /* this process's store, once a task opened it */
 } ngx_http_session_shared_loc_conf_t;
 
 
@@ -152,6 +154,13 @@ static ngx_command_t  ngx_http_session_shared_commands[] = {
       ngx_http_session_shared_seconds,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_session_shared_loc_conf_t, absolute_timeout),
+      NULL },
+
+    { ngx_string("session_shared_cache_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_session_shared_loc_conf_t, cache_ttl),
       NULL },
 
     { ngx_string("session_shared_cookie"),
@@ -348,6 +357,17 @@ ngx_http_session_shared_handler(ngx_http_request_t *r)
     ngx_memcpy(ctx->id.data, id, ctx->id.len);
     ctx->id.data[ctx->id.len] = '\0';
 
+    /* a session this process read moments ago needs no thread and no network */
+
+    if (sscf->opened
+        && session_shared_cache_lookup(sscf->opened, (char *) ctx->id.data,
+                                       ctx->id.len, &ctx->record))
+    {
+        ctx->store = sscf->opened;
+        ctx->done = 1;
+        return NGX_DECLINED;
+    }
+
     task = ngx_thread_task_alloc(r->pool,
                                  sizeof(ngx_http_session_shared_load_task_t));
     if (task == NULL) {
@@ -423,6 +443,10 @@ ngx_http_session_shared_load_done(ngx_event_t *ev)
     }
 
     ctx->done = 1;
+
+    if (ctx->store) {
+        ctx->conf->opened = ctx->store;
+    }
 
     if (ctx->store == NULL) {
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
@@ -555,7 +579,16 @@ ngx_http_session_shared_log_handler(ngx_http_request_t *r)
 
     /* only a backend can have written the session behind the module's back */
 
-    if (ctx == NULL || r->upstream == NULL || ctx->conf->postgres.len == 0) {
+    if (ctx == NULL || r->upstream == NULL) {
+        return NGX_OK;
+    }
+
+    if (ctx->store && ctx->id.len) {
+        session_shared_cache_forget(ctx->store, (char *) ctx->id.data,
+                                    ctx->id.len);
+    }
+
+    if (ctx->conf->postgres.len == 0) {
         return NGX_OK;
     }
 
@@ -812,6 +845,7 @@ ngx_http_session_shared_create_loc_conf(ngx_conf_t *cf)
     conf->format = NGX_CONF_UNSET_UINT;
     conf->idle_timeout = NGX_CONF_UNSET;
     conf->absolute_timeout = NGX_CONF_UNSET;
+    conf->cache_ttl = NGX_CONF_UNSET_MSEC;
     conf->cookie_attrs = NGX_CONF_UNSET_PTR;
     conf->exports = NGX_CONF_UNSET_PTR;
 
@@ -840,6 +874,13 @@ ngx_http_session_shared_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_value(conf->idle_timeout, prev->idle_timeout,
                          SESSION_SHARED_DEFAULT_IDLE);
     ngx_conf_merge_value(conf->absolute_timeout, prev->absolute_timeout, 0);
+    ngx_conf_merge_msec_value(conf->cache_ttl, prev->cache_ttl, 0);
+
+    if (conf->cache_ttl > 60000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"session_shared_cache_ttl\" must be at most 60s");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_merge_str_value(conf->cookie_name, prev->cookie_name,
                              SESSION_SHARED_DEFAULT_COOKIE);
     ngx_conf_merge_ptr_value(conf->cookie_attrs, prev->cookie_attrs, NULL);
@@ -858,6 +899,7 @@ ngx_http_session_shared_merge_loc_conf(ngx_conf_t *cf, void *parent,
     conf->store.format = (phpser_format) conf->format;
     conf->store.idle_timeout = conf->idle_timeout;
     conf->store.absolute_timeout = conf->absolute_timeout;
+    conf->store.cache_ttl_ms = (long) conf->cache_ttl;
 
     conf->cookie.name = (const char *) conf->cookie_name.data;
     conf->cookie.httponly = 1;

@@ -16,6 +16,20 @@
 #define SESSION_SHARED_PURGE_EVERY   60
 #define SESSION_SHARED_PURGE_BATCH   "1000"
 #define SESSION_SHARED_KEY_MAX       (COOKIE_SESSION_ID_MAX + 128)
+#define SESSION_SHARED_CACHE_BUCKETS 4096
+#define SESSION_SHARED_CACHE_DEPTH   4 /* entries a bucket keeps: bounds the cache to 16384 sessions a process */
+
+typedef struct session_shared_cached session_shared_cached;
+struct session_shared_cached {
+    session_shared_cached *next;
+    char *id;
+    size_t id_len;
+    char *data;
+    size_t len;
+    time_t created;
+    time_t last_access;
+    struct timespec expires;
+};
 
 struct session_shared_store {
     session_shared_store *next;
@@ -27,6 +41,8 @@ struct session_shared_store {
     int mc_down; /* an outage was logged and has not been seen to end */
     int pg_down;
     time_t next_purge;
+    pthread_mutex_t cache_lock;
+    session_shared_cached **cache; /* NULL when cache_ttl_ms is 0 */
 };
 
 static pthread_mutex_t session_shared_stores_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -57,6 +73,25 @@ const char *session_shared_parse_seconds(const char *value, long *out)
     if (errno != 0 || end == value || *end != '\0' || seconds < 0 || seconds > 60L * 60 * 24 * 3650)
         return "must be a number of seconds from 0 to 315360000";
     *out = seconds;
+    return NULL;
+}
+
+const char *session_shared_parse_milliseconds(const char *value, long *out)
+{
+    char *end;
+    long n;
+
+    errno = 0;
+    n = strtol(value, &end, 10);
+    if (errno != 0 || end == value || n < 0)
+        return "must be a time such as 500ms or 1s (a bare number is milliseconds), at most 60s";
+    if (strcmp(end, "s") == 0)
+        n *= 1000;
+    else if (*end != '\0' && strcmp(end, "ms") != 0)
+        return "must be a time such as 500ms or 1s (a bare number is milliseconds), at most 60s";
+    if (n > 60000)
+        return "must be a time such as 500ms or 1s (a bare number is milliseconds), at most 60s";
+    *out = n;
     return NULL;
 }
 
@@ -154,16 +189,35 @@ static char *session_shared_signature(const session_shared_store_config *config)
     char *signature = malloc(len);
 
     if (signature)
-        snprintf(signature, len, "%s\n%s\n%s\n%u\n%d\n%ld\n%ld", config->memcached,
+        snprintf(signature, len, "%s\n%s\n%s\n%u\n%d\n%ld\n%ld\n%ld", config->memcached,
                  config->postgres ? config->postgres : "", config->prefix, config->replicas, (int)config->format,
-                 config->idle_timeout, config->absolute_timeout);
+                 config->idle_timeout, config->absolute_timeout, config->cache_ttl_ms);
     return signature;
+}
+
+static void session_shared_cached_free(session_shared_cached *entry)
+{
+    free(entry->id);
+    free(entry->data);
+    free(entry);
 }
 
 static void session_shared_store_free(session_shared_store *store)
 {
+    size_t i;
+    session_shared_cached *entry, *next;
+
     if (store == NULL)
         return;
+    if (store->cache) {
+        for (i = 0; i < SESSION_SHARED_CACHE_BUCKETS; i++)
+            for (entry = store->cache[i]; entry; entry = next) {
+                next = entry->next;
+                session_shared_cached_free(entry);
+            }
+        free(store->cache);
+    }
+    pthread_mutex_destroy(&store->cache_lock);
     mc_cluster_destroy(store->mc);
     pg_pool_destroy(store->pg);
     free((char *)store->config.memcached);
@@ -187,6 +241,7 @@ static session_shared_store *session_shared_store_open(const session_shared_stor
         return NULL;
     }
     pthread_mutex_init(&store->lock, NULL);
+    pthread_mutex_init(&store->cache_lock, NULL);
     store->signature = signature;
     store->config = *config;
     store->config.memcached = strdup(config->memcached);
@@ -195,6 +250,13 @@ static session_shared_store *session_shared_store_open(const session_shared_stor
     if (!store->config.memcached || !store->config.prefix || (config->postgres && !store->config.postgres)) {
         snprintf(err, errlen, "out of memory");
         goto fail;
+    }
+    if (config->cache_ttl_ms > 0) {
+        store->cache = calloc(SESSION_SHARED_CACHE_BUCKETS, sizeof(*store->cache));
+        if (store->cache == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
     }
     mc.servers = config->memcached;
     mc.replicas = config->replicas;
@@ -240,6 +302,22 @@ session_shared_store *session_shared_store_get(const session_shared_store_config
         free(signature);
     }
     pthread_mutex_unlock(&session_shared_stores_lock);
+    return store;
+}
+
+session_shared_store *session_shared_store_find(const session_shared_store_config *config)
+{
+    char *signature = session_shared_signature(config);
+    session_shared_store *store = NULL;
+
+    if (signature == NULL)
+        return NULL;
+    pthread_mutex_lock(&session_shared_stores_lock);
+    for (store = session_shared_stores; store; store = store->next)
+        if (strcmp(store->signature, signature) == 0)
+            break;
+    pthread_mutex_unlock(&session_shared_stores_lock);
+    free(signature);
     return store;
 }
 
@@ -527,6 +605,146 @@ static void session_shared_pg_purge(session_shared_store *store, time_t now, cha
     PQclear(res);
 }
 
+/* ---------------------------------------------------------------------------------------------- the cache */
+
+static int session_shared_timed_out(const session_shared_store *store, time_t created, time_t last_access, time_t now)
+{
+    if (store->config.idle_timeout && now - last_access >= store->config.idle_timeout)
+        return 1;
+    if (store->config.absolute_timeout && now - created >= store->config.absolute_timeout)
+        return 1;
+    return 0;
+}
+
+static size_t session_shared_cache_bucket(const char *id, size_t id_len)
+{
+    size_t hash = 5381, i;
+
+    for (i = 0; i < id_len; i++)
+        hash = hash * 33 + (unsigned char)id[i];
+    return hash % SESSION_SHARED_CACHE_BUCKETS;
+}
+
+static int session_shared_time_before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+int session_shared_cache_lookup(session_shared_store *store, const char *id, size_t id_len,
+                                session_shared_record *record)
+{
+    session_shared_cached *entry;
+    struct timespec now;
+    char err[128];
+    int hit = 0;
+
+    memset(record, 0, sizeof(*record));
+    if (store->cache == NULL)
+        return 0;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    pthread_mutex_lock(&store->cache_lock);
+    for (entry = store->cache[session_shared_cache_bucket(id, id_len)]; entry; entry = entry->next) {
+        if (entry->id_len != id_len || memcmp(entry->id, id, id_len) != 0)
+            continue;
+        if (session_shared_time_before(&now, &entry->expires) &&
+            !session_shared_timed_out(store, entry->created, entry->last_access, time(NULL))) {
+            record->data = malloc(entry->len + 1);
+            if (record->data) {
+                memcpy(record->data, entry->data, entry->len + 1);
+                record->len = entry->len;
+                record->created = entry->created;
+                record->last_access = entry->last_access;
+                hit = 1;
+            }
+        }
+        break;
+    }
+    pthread_mutex_unlock(&store->cache_lock);
+    if (!hit)
+        return 0;
+    if (phpser_session_decode(store->config.format, record->data, record->len, &record->session, err,
+                              sizeof(err)) != 0)
+        record->session = NULL;
+    record->state = SESSION_SHARED_FOUND;
+    record->source = "cache";
+    return 1;
+}
+
+static void session_shared_cache_unlink(session_shared_store *store, size_t bucket, const char *id, size_t id_len)
+{
+    session_shared_cached **link, *entry;
+
+    for (link = &store->cache[bucket]; (entry = *link) != NULL; link = &entry->next) {
+        if (entry->id_len == id_len && memcmp(entry->id, id, id_len) == 0) {
+            *link = entry->next;
+            session_shared_cached_free(entry);
+            return;
+        }
+    }
+}
+
+void session_shared_cache_forget(session_shared_store *store, const char *id, size_t id_len)
+{
+    if (store == NULL || store->cache == NULL)
+        return;
+    pthread_mutex_lock(&store->cache_lock);
+    session_shared_cache_unlink(store, session_shared_cache_bucket(id, id_len), id, id_len);
+    pthread_mutex_unlock(&store->cache_lock);
+}
+
+static void session_shared_cache_store(session_shared_store *store, const char *id, size_t id_len,
+                                       const session_shared_record *record)
+{
+    session_shared_cached *entry, **link;
+    size_t bucket, depth = 0;
+
+    if (store->cache == NULL || record->data == NULL)
+        return;
+    entry = calloc(1, sizeof(*entry));
+    if (entry == NULL)
+        return;
+    entry->id = malloc(id_len + 1);
+    entry->data = malloc(record->len + 1);
+    if (entry->id == NULL || entry->data == NULL) {
+        session_shared_cached_free(entry);
+        return;
+    }
+    memcpy(entry->id, id, id_len);
+    entry->id[id_len] = '\0';
+    entry->id_len = id_len;
+    memcpy(entry->data, record->data, record->len);
+    entry->data[record->len] = '\0';
+    entry->len = record->len;
+    entry->created = record->created;
+    entry->last_access = record->last_access;
+    clock_gettime(CLOCK_MONOTONIC, &entry->expires);
+    entry->expires.tv_sec += store->config.cache_ttl_ms / 1000;
+    entry->expires.tv_nsec += (store->config.cache_ttl_ms % 1000) * 1000000L;
+    if (entry->expires.tv_nsec >= 1000000000L) {
+        entry->expires.tv_sec++;
+        entry->expires.tv_nsec -= 1000000000L;
+    }
+
+    bucket = session_shared_cache_bucket(id, id_len);
+    pthread_mutex_lock(&store->cache_lock);
+    session_shared_cache_unlink(store, bucket, id, id_len);
+    entry->next = store->cache[bucket];
+    store->cache[bucket] = entry;
+    /* Newest first: past the depth, the oldest go. */
+    for (link = &store->cache[bucket]; *link; link = &(*link)->next) {
+        if (++depth > SESSION_SHARED_CACHE_DEPTH) {
+            session_shared_cached *old = *link, *next;
+            *link = NULL;
+            for (; old; old = next) {
+                next = old->next;
+                session_shared_cached_free(old);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&store->cache_lock);
+}
+
 /* ------------------------------------------------------------------------------------------------ sessions */
 
 void session_shared_record_clear(session_shared_record *record)
@@ -541,6 +759,7 @@ static void session_shared_forget(session_shared_store *store, const char *id, s
 {
     char err[256];
 
+    session_shared_cache_forget(store, id, id_len);
     mc_delete(store->mc, id, id_len, keys->data, keys->data_len, err, sizeof(err));
     mc_delete(store->mc, id, id_len, keys->meta, keys->meta_len, err, sizeof(err));
     if (store->pg)
@@ -548,20 +767,11 @@ static void session_shared_forget(session_shared_store *store, const char *id, s
                                  notelen, is_error);
 }
 
-static int session_shared_is_expired(const session_shared_store *store, const session_shared_record *record,
-                                     time_t now)
-{
-    if (store->config.idle_timeout && now - record->last_access >= store->config.idle_timeout)
-        return 1;
-    if (store->config.absolute_timeout && now - record->created >= store->config.absolute_timeout)
-        return 1;
-    return 0;
-}
-
 /* Reads the session data from the ring, then from any node, then from PostgreSQL. Returns 1 found, 0 none,
  * -1 when nothing could answer. *from_ring tells whether the ring already holds it where PHP will look. */
 static int session_shared_read_data(session_shared_store *store, const char *id, size_t id_len,
-                                    const session_shared_keys *keys, session_shared_record *record, int *from_ring)
+                                    const session_shared_keys *keys, session_shared_record *record, int *from_ring,
+                                    mc_value *meta)
 {
     char err[256];
     mc_value value;
@@ -569,7 +779,9 @@ static int session_shared_read_data(session_shared_store *store, const char *id,
     int answered = 0, found;
 
     *from_ring = 0;
-    status = mc_get(store->mc, id, id_len, keys->data, keys->data_len, &value, err, sizeof(err));
+    /* The data and its meta hash alike, so one round trip to one node answers both. */
+    status = mc_get2(store->mc, id, id_len, keys->data, keys->data_len, keys->meta, keys->meta_len, &value, meta, err,
+                     sizeof(err));
     if (status == MC_OK) {
         session_shared_note_mc(store, 0, NULL, record->note, sizeof(record->note), &record->note_is_error);
         char conv_err[128];
@@ -621,7 +833,7 @@ void session_shared_load(session_shared_store *store, const char *id, size_t id_
 {
     session_shared_keys keys;
     char err[256], decode_err[256];
-    mc_value meta;
+    mc_value meta = {0};
     int from_ring = 0, found, have_meta = 0;
 
     memset(record, 0, sizeof(*record));
@@ -629,7 +841,11 @@ void session_shared_load(session_shared_store *store, const char *id, size_t id_
         record->state = SESSION_SHARED_NONE;
         return;
     }
-    found = session_shared_read_data(store, id, id_len, &keys, record, &from_ring);
+    found = session_shared_read_data(store, id, id_len, &keys, record, &from_ring, &meta);
+    if (found <= 0) {
+        free(meta.data);
+        meta.data = NULL;
+    }
     if (found < 0) {
         record->state = SESSION_SHARED_UNAVAILABLE;
         return;
@@ -639,8 +855,7 @@ void session_shared_load(session_shared_store *store, const char *id, size_t id_
         return;
     }
 
-    if (mc_get(store->mc, id, id_len, keys.meta, keys.meta_len, &meta, err, sizeof(err)) == MC_OK ||
-        mc_get_any_node(store->mc, keys.meta, keys.meta_len, &meta, err, sizeof(err)) == MC_OK) {
+    if (meta.data != NULL || mc_get_any_node(store->mc, keys.meta, keys.meta_len, &meta, err, sizeof(err)) == MC_OK) {
         time_t created, last_access;
         if (session_shared_meta_parse(&meta, &created, &last_access) == 0) {
             /* PostgreSQL's times may be older than memcached's if a touch did not reach it: take the newest. */
@@ -658,7 +873,7 @@ void session_shared_load(session_shared_store *store, const char *id, size_t id_
         record->last_access = now;
     }
 
-    if (session_shared_is_expired(store, record, now)) {
+    if (session_shared_timed_out(store, record->created, record->last_access, now)) {
         session_shared_forget(store, id, id_len, &keys, record->note, sizeof(record->note), &record->note_is_error);
         free(record->data);
         record->data = NULL;
@@ -687,6 +902,7 @@ void session_shared_load(session_shared_store *store, const char *id, size_t id_
         record->last_access = now;
     }
 
+    session_shared_cache_store(store, id, id_len, record);
     if (phpser_session_decode(store->config.format, record->data, record->len, &record->session, decode_err,
                               sizeof(decode_err)) != 0) {
         record->session = NULL;
@@ -733,6 +949,7 @@ int session_shared_save(session_shared_store *store, const char *id, size_t id_l
     }
     if (created == 0)
         created = now;
+    session_shared_cache_forget(store, id, id_len);
     locked = session_shared_lock(store, id, id_len, &keys, mc_err, sizeof(mc_err));
     if (locked == -2) {
         snprintf(err, errlen, "%s", mc_err);

@@ -40,12 +40,14 @@ typedef struct {
     phpser_format format;
     long idle_timeout;     /* seconds; 0 = none */
     long absolute_timeout; /* seconds; 0 = none */
+    long cache_ttl_ms;     /* how long a process may reuse a session it read, without asking memcached; 0 = never */
 } session_shared_store_config;
 
 /* Directive setters shared by both adapters, so the two servers accept and refuse the same values.
  * Each returns NULL or a short error phrase for the server to report with the directive's name. */
 const char *session_shared_parse_format(const char *value, phpser_format *out);
 const char *session_shared_parse_seconds(const char *value, long *out);
+const char *session_shared_parse_milliseconds(const char *value, long *out);
 const char *session_shared_parse_replicas(const char *value, unsigned *out);
 const char *session_shared_parse_cookie_attr(session_shared_cookie *cookie, const char *attr);
 const char *session_shared_check_memcached(const char *servers);
@@ -56,6 +58,11 @@ typedef struct session_shared_store session_shared_store;
  * the store cannot be set up (bad server list, PostgreSQL migrations failing). */
 session_shared_store *session_shared_store_get(const session_shared_store_config *config, char *err, size_t errlen);
 void session_shared_stores_close_all(void);
+/* The store of this configuration if this process already opened it, without opening anything: for nginx's
+ * event loop, which must not wait. */
+session_shared_store *session_shared_store_find(const session_shared_store_config *config);
+
+
 
 typedef enum {
     SESSION_SHARED_NONE,        /* no session under this id */
@@ -77,6 +84,14 @@ typedef struct {
 } session_shared_record;
 
 void session_shared_record_clear(session_shared_record *record);
+
+/* The process's short-lived copy of sessions it read (SessionSharedCacheTTL). A hit fills record exactly as
+ * session_shared_load would (state FOUND, data, decoded session) and returns 1; 0 on a miss. Never blocks on the
+ * network: nginx calls it on its event loop. */
+int session_shared_cache_lookup(session_shared_store *store, const char *id, size_t id_len,
+                                session_shared_record *record);
+/* Drops this process's copy: the backend may have changed the session. */
+void session_shared_cache_forget(session_shared_store *store, const char *id, size_t id_len);
 
 /* Loads, enforces the timeouts, repairs memcached from a surviving copy, refreshes the last-access time. */
 void session_shared_load(session_shared_store *store, const char *id, size_t id_len, time_t now,
