@@ -1268,8 +1268,16 @@ int session_shared_apply_urlencoded(phpser_session *session, const char *encoded
             continue;
         for (j = 0; j < npairs && !kept; j++)
             kept = pairs[j].name_len == entry->name_len && memcmp(pairs[j].name, entry->name, entry->name_len) == 0;
-        if (!kept)
-            phpser_session_remove(session, entry->name, entry->name_len);
+        if (!kept) {
+            /* remove() frees the entry's name while it still compares: pass a copy */
+            char *name = malloc(entry->name_len + 1);
+            size_t name_len = entry->name_len;
+            if (name == NULL)
+                goto out;
+            memcpy(name, entry->name, name_len + 1);
+            phpser_session_remove(session, name, name_len);
+            free(name);
+        }
     }
     for (j = 0; j < npairs; j++) {
         const phpser_entry *entry = phpser_session_find(session, pairs[j].name, pairs[j].name_len);
