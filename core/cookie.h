@@ -26,7 +26,7 @@ cookie_id_status cookie_session_id_check(const char *id, size_t len);
 const char *cookie_id_status_text(cookie_id_status status);
 
 /* Same as cookie_find on a response's Set-Cookie header value: "name=value; Path=/; ..." (first pair only). */
-int cookie_find_set_cookie(const char *header, size_t header_len, const char *name, size_t name_len,
-                           const char **value, size_t *value_len);
+int cookie_find_set_cookie(const char *header, size_t header_len, const char *name, size_t name_len, const char **value,
+                           size_t *value_len);
 
 #endif

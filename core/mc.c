@@ -16,11 +16,11 @@ typedef enum {
 } mc_role;
 
 struct mc_cluster {
-    memcached_st *master;       /* MC_ROLE_RING; the pool clones it */
+    memcached_st *master; /* MC_ROLE_RING; the pool clones it */
     memcached_pool_st *ring;
     memcached_st *eject_master; /* MC_ROLE_EJECT; cloned afresh for each fallback */
     pthread_mutex_t eject_lock;
-    memcached_pool_st **nodes;  /* one MC_ROLE_NODE pool per node, for mc_get_any_node */
+    memcached_pool_st **nodes; /* one MC_ROLE_NODE pool per node, for mc_get_any_node */
     size_t node_count;
     unsigned io_timeout_ms;
 };
@@ -402,8 +402,13 @@ static mc_status mc_ring_run(mc_cluster *cluster, mc_op *op, char *err, size_t e
 mc_status mc_get(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                  mc_value *out, char *err, size_t errlen)
 {
-    mc_op op = {.kind = MC_OP_GET, .hash_key = hash_key, .hash_len = hash_len, .key = key, .key_len = key_len,
-                .out = out, .what = "memcached get failed"};
+    mc_op op = {.kind = MC_OP_GET,
+                .hash_key = hash_key,
+                .hash_len = hash_len,
+                .key = key,
+                .key_len = key_len,
+                .out = out,
+                .what = "memcached get failed"};
 
     return mc_ring_run(cluster, &op, err, errlen);
 }
@@ -411,14 +416,21 @@ mc_status mc_get(mc_cluster *cluster, const char *hash_key, size_t hash_len, con
 mc_status mc_get2(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                   const char *key2, size_t key2_len, mc_value *out, mc_value *out2, char *err, size_t errlen)
 {
-    mc_op op = {.kind = MC_OP_GET2, .hash_key = hash_key, .hash_len = hash_len, .key = key, .key_len = key_len,
-                .key2 = key2, .key2_len = key2_len, .out = out, .out2 = out2, .what = "memcached get failed"};
+    mc_op op = {.kind = MC_OP_GET2,
+                .hash_key = hash_key,
+                .hash_len = hash_len,
+                .key = key,
+                .key_len = key_len,
+                .key2 = key2,
+                .key2_len = key2_len,
+                .out = out,
+                .out2 = out2,
+                .what = "memcached get failed"};
 
     return mc_ring_run(cluster, &op, err, errlen);
 }
 
-mc_status mc_get_any_node(mc_cluster *cluster, const char *key, size_t key_len, mc_value *out, char *err,
-                          size_t errlen)
+mc_status mc_get_any_node(mc_cluster *cluster, const char *key, size_t key_len, mc_value *out, char *err, size_t errlen)
 {
     mc_op op = {.kind = MC_OP_GET, .key = key, .key_len = key_len, .out = out, .what = "memcached get failed"};
     size_t i, missed = 0;
@@ -450,8 +462,15 @@ static time_t mc_exptime(time_t exptime)
 mc_status mc_set(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                  const char *value, size_t value_len, uint32_t flags, time_t exptime, char *err, size_t errlen)
 {
-    mc_op op = {.kind = MC_OP_SET, .hash_key = hash_key, .hash_len = hash_len, .key = key, .key_len = key_len,
-                .value = value, .value_len = value_len, .flags = flags, .exptime = mc_exptime(exptime),
+    mc_op op = {.kind = MC_OP_SET,
+                .hash_key = hash_key,
+                .hash_len = hash_len,
+                .key = key,
+                .key_len = key_len,
+                .value = value,
+                .value_len = value_len,
+                .flags = flags,
+                .exptime = mc_exptime(exptime),
                 .what = "memcached set failed"};
 
     return mc_ring_run(cluster, &op, err, errlen);
@@ -460,8 +479,15 @@ mc_status mc_set(mc_cluster *cluster, const char *hash_key, size_t hash_len, con
 mc_status mc_add(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                  const char *value, size_t value_len, uint32_t flags, time_t exptime, char *err, size_t errlen)
 {
-    mc_op op = {.kind = MC_OP_ADD, .hash_key = hash_key, .hash_len = hash_len, .key = key, .key_len = key_len,
-                .value = value, .value_len = value_len, .flags = flags, .exptime = mc_exptime(exptime),
+    mc_op op = {.kind = MC_OP_ADD,
+                .hash_key = hash_key,
+                .hash_len = hash_len,
+                .key = key,
+                .key_len = key_len,
+                .value = value,
+                .value_len = value_len,
+                .flags = flags,
+                .exptime = mc_exptime(exptime),
                 .what = "memcached add failed"};
 
     return mc_ring_run(cluster, &op, err, errlen);
@@ -470,7 +496,11 @@ mc_status mc_add(mc_cluster *cluster, const char *hash_key, size_t hash_len, con
 mc_status mc_delete(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                     char *err, size_t errlen)
 {
-    mc_op op = {.kind = MC_OP_DELETE, .hash_key = hash_key, .hash_len = hash_len, .key = key, .key_len = key_len,
+    mc_op op = {.kind = MC_OP_DELETE,
+                .hash_key = hash_key,
+                .hash_len = hash_len,
+                .key = key,
+                .key_len = key_len,
                 .what = "memcached delete failed"};
 
     return mc_ring_run(cluster, &op, err, errlen);

@@ -23,10 +23,10 @@ typedef struct {
     /* php-memcached's session.save_path ("host:port,host:port weight", spaces allowed) or a libmemcached
      * configuration string starting with "--SERVER=". */
     const char *servers;
-    unsigned replicas;            /* memcached.sess_number_of_replicas */
-    unsigned connect_timeout_ms;  /* default 200 */
-    unsigned io_timeout_ms;       /* default 500 */
-    unsigned max_connections;     /* pool size; default 64 */
+    unsigned replicas;           /* memcached.sess_number_of_replicas */
+    unsigned connect_timeout_ms; /* default 200 */
+    unsigned io_timeout_ms;      /* default 500 */
+    unsigned max_connections;    /* pool size; default 64 */
 } mc_config;
 
 typedef struct mc_cluster mc_cluster;

@@ -27,8 +27,7 @@ pg_pool *pg_pool_create(const pg_config *config, char *err, size_t errlen)
 
     options = PQconninfoParse(config->conninfo ? config->conninfo : "", &parse_error);
     if (options == NULL) {
-        snprintf(err, errlen, "invalid PostgreSQL connection string: %s",
-                 parse_error ? parse_error : "out of memory");
+        snprintf(err, errlen, "invalid PostgreSQL connection string: %s", parse_error ? parse_error : "out of memory");
         PQfreemem(parse_error);
         return NULL;
     }
@@ -183,8 +182,7 @@ static int pg_schema_name_ok(const char *schema)
     return 1;
 }
 
-static int pg_apply_missing(PGconn *conn, const char *schema, const pg_migration *migrations, char *err,
-                            size_t errlen)
+static int pg_apply_missing(PGconn *conn, const char *schema, const pg_migration *migrations, char *err, size_t errlen)
 {
     char sql[256], version[16];
     const char *params[2];

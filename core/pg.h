@@ -16,11 +16,11 @@ typedef struct {
 } pg_migration;
 
 typedef struct {
-    const char *conninfo;         /* libpq connection string */
-    unsigned connect_timeout_ms;  /* default 1000 (libpq rounds up to whole seconds, minimum 2) */
+    const char *conninfo;          /* libpq connection string */
+    unsigned connect_timeout_ms;   /* default 1000 (libpq rounds up to whole seconds, minimum 2) */
     unsigned statement_timeout_ms; /* default 2000 */
-    unsigned max_connections;     /* default 16 */
-    unsigned retry_after_s;       /* after a failed connect, fail fast for this long; default 2 */
+    unsigned max_connections;      /* default 16 */
+    unsigned retry_after_s;        /* after a failed connect, fail fast for this long; default 2 */
 } pg_config;
 
 typedef struct pg_pool pg_pool;

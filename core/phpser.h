@@ -43,14 +43,14 @@ struct phpser_value {
         struct {
             char *bytes; /* NUL-terminated copy; len excludes the NUL; may contain NULs */
             size_t len;
-        } str;        /* PHPSER_STRING; PHPSER_ENUM ("Class:Case") */
+        } str; /* PHPSER_STRING; PHPSER_ENUM ("Class:Case") */
         struct {
             char *class_name; /* NULL for arrays */
             size_t class_len;
             phpser_pair *pairs;
             size_t count;
-        } compound;   /* PHPSER_ARRAY, PHPSER_OBJECT; PHPSER_CUSTOM: class_name, and count 1 with pairs[0].key NULL
-                       * and pairs[0].value the opaque payload as a PHPSER_STRING (str would overlap class_name) */
+        } compound; /* PHPSER_ARRAY, PHPSER_OBJECT; PHPSER_CUSTOM: class_name, and count 1 with pairs[0].key NULL
+                     * and pairs[0].value the opaque payload as a PHPSER_STRING (str would overlap class_name) */
         struct {
             int by_ref; /* 1 for R:, 0 for r: */
             int64_t index;
@@ -103,8 +103,7 @@ int phpser_session_encode(const phpser_session *session, phpser_format format, c
 char *phpser_value_to_text(const phpser_value *value, size_t *len);
 
 /* Parses one serialize() value (the php_serialize format's unit) from buf; *consumed tells how many bytes. */
-int phpser_value_decode(const char *buf, size_t len, size_t *consumed, phpser_value **out, char *err,
-                        size_t errlen);
+int phpser_value_decode(const char *buf, size_t len, size_t *consumed, phpser_value **out, char *err, size_t errlen);
 void phpser_value_free(phpser_value *value);
 /* Appends serialize() text of value to a malloc'd buffer (*buf, *len, *cap grow as needed; kept NUL-terminated).
  * Returns 0 or -1. References inside a value are written with the index they carry (numbered in the session or
@@ -119,7 +118,6 @@ int phpser_value_encode(const phpser_value *value, char **buf, size_t *len, size
  * stores the session string as is, with flags 0, never compressed. This returns the plain bytes of a string,
  * serialized, long, double, bool or json item (malloc'd, NUL-terminated), or NULL with err written for types or
  * compressions it cannot read (igbinary, msgpack, types 8-15, fastlz, zstd) or for corrupt data. */
-char *phpser_memcached_value(uint32_t flags, const char *buf, size_t len, size_t *out_len, char *err,
-                             size_t errlen);
+char *phpser_memcached_value(uint32_t flags, const char *buf, size_t len, size_t *out_len, char *err, size_t errlen);
 
 #endif

@@ -14,9 +14,9 @@ typedef int (*req_publish_fn)(req_view *req, const char *name, const char *value
 struct req_view {
     const char *cookie_header; /* every Cookie header of the request joined with "; ", or NULL */
     size_t cookie_header_len;
-    int secure;                /* the request came over HTTPS */
+    int secure; /* the request came over HTTPS */
     req_publish_fn publish;
-    void *server_ctx;          /* request_rec * or ngx_http_request_t * */
+    void *server_ctx; /* request_rec * or ngx_http_request_t * */
 };
 
 #endif

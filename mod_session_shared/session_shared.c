@@ -184,8 +184,8 @@ const char *session_shared_check_memcached(const char *servers)
 
 static char *session_shared_signature(const session_shared_store_config *config)
 {
-    size_t len = strlen(config->memcached) + (config->postgres ? strlen(config->postgres) : 0) +
-                 strlen(config->prefix) + 96;
+    size_t len =
+        strlen(config->memcached) + (config->postgres ? strlen(config->postgres) : 0) + strlen(config->prefix) + 96;
     char *signature = malloc(len);
 
     if (signature)
@@ -335,8 +335,8 @@ void session_shared_stores_close_all(void)
 }
 
 /* Outages are logged when they start and when they end, not once per request. */
-static void session_shared_note_mc(session_shared_store *store, int down, const char *why, char *note,
-                                   size_t notelen, int *is_error)
+static void session_shared_note_mc(session_shared_store *store, int down, const char *why, char *note, size_t notelen,
+                                   int *is_error)
 {
     int changed;
 
@@ -356,8 +356,8 @@ static void session_shared_note_mc(session_shared_store *store, int down, const 
     }
 }
 
-static void session_shared_note_pg(session_shared_store *store, int down, const char *why, char *note,
-                                   size_t notelen, int *is_error)
+static void session_shared_note_pg(session_shared_store *store, int down, const char *why, char *note, size_t notelen,
+                                   int *is_error)
 {
     int changed;
 
@@ -368,7 +368,8 @@ static void session_shared_note_pg(session_shared_store *store, int down, const 
     if (!changed || notelen == 0 || note[0] != '\0')
         return;
     if (down) {
-        snprintf(note, notelen, "PostgreSQL unreachable (%.300s): sessions kept in memcached only until it is back", why);
+        snprintf(note, notelen, "PostgreSQL unreachable (%.300s): sessions kept in memcached only until it is back",
+                 why);
         if (is_error)
             *is_error = 1;
     } else {
@@ -427,8 +428,8 @@ static mc_status session_shared_meta_write(session_shared_store *store, const ch
     char meta[64], err[256];
     int n = snprintf(meta, sizeof(meta), "%lld %lld", (long long)created, (long long)last_access);
 
-    return mc_set(store->mc, id, id_len, keys->meta, keys->meta_len, meta, (size_t)n, 0, SESSION_SHARED_META_TTL,
-                  err, sizeof(err));
+    return mc_set(store->mc, id, id_len, keys->meta, keys->meta_len, meta, (size_t)n, 0, SESSION_SHARED_META_TTL, err,
+                  sizeof(err));
 }
 
 static time_t session_shared_data_ttl(const session_shared_store *store)
@@ -662,8 +663,7 @@ int session_shared_cache_lookup(session_shared_store *store, const char *id, siz
     pthread_mutex_unlock(&store->cache_lock);
     if (!hit)
         return 0;
-    if (phpser_session_decode(store->config.format, record->data, record->len, &record->session, err,
-                              sizeof(err)) != 0)
+    if (phpser_session_decode(store->config.format, record->data, record->len, &record->session, err, sizeof(err)) != 0)
         record->session = NULL;
     record->state = SESSION_SHARED_FOUND;
     record->source = "cache";
@@ -786,9 +786,9 @@ static int session_shared_read_data(session_shared_store *store, const char *id,
         session_shared_note_mc(store, 0, NULL, record->note, sizeof(record->note), &record->note_is_error);
         char conv_err[128];
         size_t len;
-        char *plain = value.flags ? phpser_memcached_value(value.flags, value.data, value.len, &len, conv_err,
-                                                           sizeof(conv_err))
-                                  : NULL;
+        char *plain = value.flags
+                          ? phpser_memcached_value(value.flags, value.data, value.len, &len, conv_err, sizeof(conv_err))
+                          : NULL;
         if (plain) {
             free(value.data);
             value.data = plain;
@@ -896,8 +896,7 @@ void session_shared_load(session_shared_store *store, const char *id, size_t id_
             session_shared_pg_simple(store,
                                      "UPDATE session_shared.sessions SET last_access = to_timestamp($2) "
                                      "WHERE id = $1",
-                                     id, id_len, access_s, record->note, sizeof(record->note),
-                                     &record->note_is_error);
+                                     id, id_len, access_s, record->note, sizeof(record->note), &record->note_is_error);
         }
         record->last_access = now;
     }
@@ -1017,8 +1016,8 @@ void session_shared_sync(session_shared_store *store, const char *id, size_t id_
         if (status == MC_OK)
             free(value.data);
         else if (status == MC_MISS)
-            session_shared_pg_simple(store, "DELETE FROM session_shared.sessions WHERE id = $1", id, id_len, NULL,
-                                     note, notelen, NULL);
+            session_shared_pg_simple(store, "DELETE FROM session_shared.sessions WHERE id = $1", id, id_len, NULL, note,
+                                     notelen, NULL);
     }
     session_shared_pg_purge(store, now, note, notelen);
 }
@@ -1073,8 +1072,8 @@ int session_shared_export(req_view *req, const char *id, size_t id_len, const se
     return count;
 }
 
-int session_shared_cookie_id(const char *cookie_header, size_t len, const char *name, const char **id,
-                             size_t *id_len, const char **why)
+int session_shared_cookie_id(const char *cookie_header, size_t len, const char *name, const char **id, size_t *id_len,
+                             const char **why)
 {
     cookie_id_status status;
 
@@ -1090,8 +1089,8 @@ int session_shared_cookie_id(const char *cookie_header, size_t len, const char *
 
 char *session_shared_set_cookie(const session_shared_cookie *cookie, const char *id, int secure_request, long max_age)
 {
-    int secure = cookie->secure == SESSION_SHARED_SECURE_ON ||
-                 (cookie->secure == SESSION_SHARED_SECURE_AUTO && secure_request);
+    int secure =
+        cookie->secure == SESSION_SHARED_SECURE_ON || (cookie->secure == SESSION_SHARED_SECURE_AUTO && secure_request);
     const char *samesite = cookie->samesite ? cookie->samesite : "Lax";
     size_t len = strlen(cookie->name) + strlen(id) + (cookie->path ? strlen(cookie->path) : 1) +
                  (cookie->domain ? strlen(cookie->domain) : 0) + 128;

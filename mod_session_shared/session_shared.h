@@ -13,10 +13,10 @@
 #include "phpser.h"
 #include "req.h"
 
-#define SESSION_SHARED_DEFAULT_COOKIE  "PHPSESSID"
-#define SESSION_SHARED_DEFAULT_PREFIX  "memc.sess.key."
-#define SESSION_SHARED_DEFAULT_IDLE    1440
-#define SESSION_SHARED_ID_CHARS        32 /* 160 bits at 5 bits a character, PHP's default id */
+#define SESSION_SHARED_DEFAULT_COOKIE "PHPSESSID"
+#define SESSION_SHARED_DEFAULT_PREFIX "memc.sess.key."
+#define SESSION_SHARED_DEFAULT_IDLE   1440
+#define SESSION_SHARED_ID_CHARS       32 /* 160 bits at 5 bits a character, PHP's default id */
 
 extern const pg_migration session_shared_migrations[];
 
@@ -62,10 +62,8 @@ void session_shared_stores_close_all(void);
  * event loop, which must not wait. */
 session_shared_store *session_shared_store_find(const session_shared_store_config *config);
 
-
-
 typedef enum {
-    SESSION_SHARED_NONE,        /* no session under this id */
+    SESSION_SHARED_NONE, /* no session under this id */
     SESSION_SHARED_FOUND,
     SESSION_SHARED_EXPIRED,     /* found but past a timeout: deleted everywhere */
     SESSION_SHARED_UNAVAILABLE, /* no store could answer */
@@ -118,12 +116,11 @@ int session_shared_export(req_view *req, const char *id, size_t id_len, const se
 
 /* Finds and validates the session cookie: 1 and *id set when a well-formed id is present, 0 when there is no
  * cookie, -1 when the cookie is malformed (reason in *why, for a debug-level log). */
-int session_shared_cookie_id(const char *cookie_header, size_t len, const char *name, const char **id,
-                             size_t *id_len, const char **why);
+int session_shared_cookie_id(const char *cookie_header, size_t len, const char *name, const char **id, size_t *id_len,
+                             const char **why);
 
 /* "NAME=ID; Path=/; HttpOnly; SameSite=Lax" (+ Secure, Domain, Max-Age when given). malloc'd. */
-char *session_shared_set_cookie(const session_shared_cookie *cookie, const char *id, int secure_request,
-                                long max_age);
+char *session_shared_set_cookie(const session_shared_cookie *cookie, const char *id, int secure_request, long max_age);
 
 /* Translation for Apache's mod_session, whose providers see sessions as "k=v&k2=v2" (URL-encoded):
  * the scalar entries of session in that form, and the reverse, applied onto session (keys that disappeared are

@@ -185,14 +185,10 @@ static void test_urlencoded_round_trip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_format),
-        cmocka_unit_test(test_parse_seconds_and_replicas),
-        cmocka_unit_test(test_memcached_list),
-        cmocka_unit_test(test_cookie_attrs_and_header),
-        cmocka_unit_test(test_cookie_id),
-        cmocka_unit_test(test_env_name),
-        cmocka_unit_test(test_export),
-        cmocka_unit_test(test_urlencoded_round_trip),
+        cmocka_unit_test(test_parse_format),   cmocka_unit_test(test_parse_seconds_and_replicas),
+        cmocka_unit_test(test_memcached_list), cmocka_unit_test(test_cookie_attrs_and_header),
+        cmocka_unit_test(test_cookie_id),      cmocka_unit_test(test_env_name),
+        cmocka_unit_test(test_export),         cmocka_unit_test(test_urlencoded_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
