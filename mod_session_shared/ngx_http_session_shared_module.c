@@ -58,6 +58,7 @@ typedef struct {
 
 typedef struct {
     session_shared_store          *store;
+    session_shared_store_config   *config;
     char                          *id;
     char                          *loaded;
     size_t                         loaded_len;
@@ -641,13 +642,11 @@ ngx_http_session_shared_log_handler(ngx_http_request_t *r)
     ngx_memcpy(st->id, id->data, id->len);
     st->id[id->len] = '\0';
 
-    if (st->store == NULL) {
-        st->store = session_shared_store_get(&sscf->store, st->note,
-                                             sizeof(st->note));
-    }
+    /* a store not opened yet is opened by the task: it may connect */
 
-    if (st->store == NULL
-        || ngx_thread_task_post(sscf->thread_pool, task) != NGX_OK)
+    st->config = &sscf->store;
+
+    if (ngx_thread_task_post(sscf->thread_pool, task) != NGX_OK)
     {
         ngx_free(st->id);
         ngx_free(st->loaded);
@@ -664,6 +663,14 @@ ngx_http_session_shared_sync_thread(void *data, ngx_log_t *log)
     ngx_http_session_shared_sync_task_t  *st = data;
 
     (void) log;
+
+    if (st->store == NULL) {
+        st->store = session_shared_store_get(st->config, st->note,
+                                             sizeof(st->note));
+        if (st->store == NULL) {
+            return;
+        }
+    }
 
     session_shared_sync(st->store, st->id, ngx_strlen(st->id), st->loaded,
                         st->loaded_len, time(NULL), st->note,
