@@ -459,10 +459,11 @@ static time_t mc_exptime(time_t exptime)
     return exptime > MC_MAX_RELATIVE_EXPTIME ? exptime + time(NULL) : exptime;
 }
 
-mc_status mc_set(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
-                 const char *value, size_t value_len, uint32_t flags, time_t exptime, char *err, size_t errlen)
+static mc_status mc_store(mc_cluster *cluster, mc_op_kind kind, const char *hash_key, size_t hash_len, const char *key,
+                          size_t key_len, const char *value, size_t value_len, uint32_t flags, time_t exptime,
+                          char *err, size_t errlen)
 {
-    mc_op op = {.kind = MC_OP_SET,
+    mc_op op = {.kind = kind,
                 .hash_key = hash_key,
                 .hash_len = hash_len,
                 .key = key,
@@ -471,26 +472,23 @@ mc_status mc_set(mc_cluster *cluster, const char *hash_key, size_t hash_len, con
                 .value_len = value_len,
                 .flags = flags,
                 .exptime = mc_exptime(exptime),
-                .what = "memcached set failed"};
+                .what = kind == MC_OP_ADD ? "memcached add failed" : "memcached set failed"};
 
     return mc_ring_run(cluster, &op, err, errlen);
+}
+
+mc_status mc_set(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
+                 const char *value, size_t value_len, uint32_t flags, time_t exptime, char *err, size_t errlen)
+{
+    return mc_store(cluster, MC_OP_SET, hash_key, hash_len, key, key_len, value, value_len, flags, exptime, err,
+                    errlen);
 }
 
 mc_status mc_add(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                  const char *value, size_t value_len, uint32_t flags, time_t exptime, char *err, size_t errlen)
 {
-    mc_op op = {.kind = MC_OP_ADD,
-                .hash_key = hash_key,
-                .hash_len = hash_len,
-                .key = key,
-                .key_len = key_len,
-                .value = value,
-                .value_len = value_len,
-                .flags = flags,
-                .exptime = mc_exptime(exptime),
-                .what = "memcached add failed"};
-
-    return mc_ring_run(cluster, &op, err, errlen);
+    return mc_store(cluster, MC_OP_ADD, hash_key, hash_len, key, key_len, value, value_len, flags, exptime, err,
+                    errlen);
 }
 
 mc_status mc_delete(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,

@@ -334,47 +334,45 @@ void session_shared_stores_close_all(void)
     pthread_mutex_unlock(&session_shared_stores_lock);
 }
 
-/* Outages are logged when they start and when they end, not once per request. */
-static void session_shared_note_mc(session_shared_store *store, int down, const char *why, char *note, size_t notelen,
-                                   int *is_error)
+/* Outages are logged when they start and when they end, not once per request: *flag remembers the state. */
+static int session_shared_outage_changed(session_shared_store *store, int *flag, int down, char *note, size_t notelen,
+                                         int *is_error)
 {
     int changed;
 
     pthread_mutex_lock(&store->lock);
-    changed = store->mc_down != down;
-    store->mc_down = down;
+    changed = *flag != down;
+    *flag = down;
     pthread_mutex_unlock(&store->lock);
     if (!changed || notelen == 0 || note[0] != '\0')
+        return 0;
+    if (down && is_error)
+        *is_error = 1;
+    return 1;
+}
+
+static void session_shared_note_mc(session_shared_store *store, int down, const char *why, char *note, size_t notelen,
+                                   int *is_error)
+{
+    if (!session_shared_outage_changed(store, &store->mc_down, down, note, notelen, is_error))
         return;
-    if (down) {
+    if (down)
         snprintf(note, notelen, "memcached \"%s\" unreachable (%.300s): using the surviving copies%s",
                  store->config.memcached, why, store->pg ? " and PostgreSQL" : "");
-        if (is_error)
-            *is_error = 1;
-    } else {
+    else
         snprintf(note, notelen, "memcached \"%s\" answers again", store->config.memcached);
-    }
 }
 
 static void session_shared_note_pg(session_shared_store *store, int down, const char *why, char *note, size_t notelen,
                                    int *is_error)
 {
-    int changed;
-
-    pthread_mutex_lock(&store->lock);
-    changed = store->pg_down != down;
-    store->pg_down = down;
-    pthread_mutex_unlock(&store->lock);
-    if (!changed || notelen == 0 || note[0] != '\0')
+    if (!session_shared_outage_changed(store, &store->pg_down, down, note, notelen, is_error))
         return;
-    if (down) {
+    if (down)
         snprintf(note, notelen, "PostgreSQL unreachable (%.300s): sessions kept in memcached only until it is back",
                  why);
-        if (is_error)
-            *is_error = 1;
-    } else {
+    else
         snprintf(note, notelen, "PostgreSQL answers again");
-    }
 }
 
 /* ----------------------------------------------------------------------------------------------- keys, meta */

@@ -21,19 +21,7 @@ $conf{nginx} .= "\nerror_log \@TMP\@/nginx-debug.log debug;\n";
 $t->start_servers(%conf);
 
 # memcached's own count of get commands, summed over the nodes.
-sub mc_gets {
-    my $total = 0;
-    for my $i (0 .. $t->mc_count - 1) {
-        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->mc_port($i), Timeout => 2)
-            or die "memcached node $i: $!";
-        print $sock "stats\r\n";
-        while (my $line = <$sock>) {
-            $total += $1 if $line =~ /^STAT cmd_get (\d+)/;
-            last if $line =~ /^END/;
-        }
-    }
-    return $total;
-}
+sub mc_gets { return $t->mc_stat('cmd_get') }
 
 # Raw requests: HTTP::Tiny refuses to send some of these bytes.
 sub raw_get {

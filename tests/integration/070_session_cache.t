@@ -9,7 +9,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 
-use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep);
 use ModTest;
@@ -18,18 +17,7 @@ use SessionSharedConf qw(session_conf);
 my $t = ModTest->new(memcached => 3, php => 1);
 $t->start_servers(session_conf(extra_apache => 'SessionSharedCacheTTL 2s', extra_nginx => 'session_shared_cache_ttl 2s;'));
 
-sub mc_gets {
-    my $total = 0;
-    for my $i (0 .. $t->mc_count - 1) {
-        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->mc_port($i), Timeout => 2) or die;
-        print $sock "stats\r\n";
-        while (my $line = <$sock>) {
-            $total += $1 if $line =~ /^STAT cmd_get (\d+)/;
-            last if $line =~ /^END/;
-        }
-    }
-    return $total;
-}
+sub mc_gets { return $t->mc_stat('cmd_get') }
 
 sub exported {
     my ($s, $sid) = @_;

@@ -34,7 +34,7 @@ package ModTest;
 #              (value and attributes), ModTest::json($res)
 # memcached    nodes are numbered from 0: $t->mc_servers, mc_port($i), mc_count, mc_stop($i), mc_start($i) (same
 #              port, data lost), mc_restart_all, mc_running($i), mc_get($i, $key) (value, or (value, flags) in
-#              list context), mc_set($i, $key, $value, $flags, $exptime), mc_delete, mc_flush_all,
+#              list context), mc_set($i, $key, $value, $flags, $exptime), mc_delete, mc_flush_all, mc_stat($name),
 #              mc_session_key($session_id), mc_find($key) (nodes holding it)
 # PostgreSQL   $t->pg_conninfo, pg_port, psql($sql, dbname => ..) (stdout, unaligned tuples; dies on error),
 #              pg_stop, pg_start (data kept)
@@ -289,6 +289,17 @@ sub mc_flush_all {
     my ($self) = @_;
     $self->_mc_talk($_, "flush_all\r\n", \&_mc_line) for grep { $self->mc_running($_) } 0 .. $#{$self->{mc}};
     return 1;
+}
+
+# a counter of memcached's "stats" (e.g. cmd_get) summed over the running nodes
+sub mc_stat {
+    my ($self, $name) = @_;
+    my $total = 0;
+    for my $i (grep { $self->mc_running($_) } 0 .. $#{$self->{mc}}) {
+        my $out = $self->_mc_talk($i, "stats\r\n", sub { $_[0] =~ /^END\r\n/m });
+        $total += $1 if $out =~ /^STAT \Q$name\E (\d+)\r$/m;
+    }
+    return $total;
 }
 
 # memcached key php-memcached uses for session $id
