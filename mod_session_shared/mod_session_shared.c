@@ -461,7 +461,7 @@ static apr_status_t session_shared_session_save(request_rec *r, session_rec *z)
     session_shared_request *state = session_shared_load_request(r);
     phpser_session *session;
     char id[SESSION_SHARED_ID_CHARS + 1], err[512], *data = NULL, *header;
-    const char *use_id;
+    const char *use_id, *old_id = NULL;
     size_t len;
     int is_new = 0;
     apr_time_t now = apr_time_now();
@@ -503,6 +503,18 @@ static apr_status_t session_shared_session_save(request_rec *r, session_rec *z)
         phpser_session_free(session);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    /* A login, logout or change of user (mod_auth_form's MOD_SESSION_USER) moves the session to a new id. */
+    if (!is_new && session_shared_value_changed(state->record.session, session, MOD_SESSION_USER)) {
+        if (crypto_session_id_new(id, SESSION_SHARED_ID_CHARS) != 0) {
+            phpser_session_free(session);
+            free(data);
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "cannot create a session id: no randomness available");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        old_id = use_id;
+        use_id = id;
+        is_new = 1;
+    }
     phpser_session_free(session);
     if (session_shared_save(state->store, use_id, strlen(use_id), data, len,
                             is_new ? 0 : state->record.created, apr_time_sec(now), err, sizeof(err)) != 0) {
@@ -511,6 +523,8 @@ static apr_status_t session_shared_session_save(request_rec *r, session_rec *z)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     free(data);
+    if (old_id && session_shared_destroy(state->store, old_id, strlen(old_id), err, sizeof(err)) != 0)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "cannot delete the session's previous id: %s", err);
     if (is_new) {
         state->id = apr_pstrdup(r->pool, use_id);
         header = session_shared_set_cookie(&state->conf->cookie, use_id, ap_http_scheme(r)[4] == 's', -1);

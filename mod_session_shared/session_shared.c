@@ -1188,6 +1188,24 @@ char *session_shared_to_urlencoded(const phpser_session *session)
     return buf;
 }
 
+int session_shared_value_changed(const phpser_session *before, const phpser_session *after, const char *key)
+{
+    const phpser_entry *a = before ? phpser_session_find(before, key, strlen(key)) : NULL;
+    const phpser_entry *b = after ? phpser_session_find(after, key, strlen(key)) : NULL;
+    char *ta, *tb;
+    size_t la = 0, lb = 0;
+    int changed;
+
+    if (a == NULL || a->value == NULL || b == NULL || b->value == NULL)
+        return (a && a->value) != (b && b->value);
+    ta = phpser_value_to_text(a->value, &la);
+    tb = phpser_value_to_text(b->value, &lb);
+    changed = ta == NULL || tb == NULL || la != lb || memcmp(ta, tb, la) != 0;
+    free(ta);
+    free(tb);
+    return changed;
+}
+
 static int session_shared_hexval(char c)
 {
     if (c >= '0' && c <= '9')

@@ -126,6 +126,9 @@ char *session_shared_set_cookie(const session_shared_cookie *cookie, const char 
  * the scalar entries of session in that form, and the reverse, applied onto session (keys that disappeared are
  * removed, arrays and objects the app stored are kept). malloc'd / 0 or -1. */
 char *session_shared_to_urlencoded(const phpser_session *session);
+/* Whether key's value differs between two versions of a session (present in one only counts): a login, logout or
+ * change of user, after which the session gets a new id so that an id seen before the change is worth nothing. */
+int session_shared_value_changed(const phpser_session *before, const phpser_session *after, const char *key);
 int session_shared_apply_urlencoded(phpser_session *session, const char *encoded, size_t len);
 
 #endif

@@ -67,16 +67,27 @@ ok($j->{match}, 'the arrays and objects PHP stored survive a mod_session write')
 my $lock_key = "memc.sess.key.lock.$sid";
 $t->mc_set($_, $lock_key, '1', 0, 30) for 0 .. 2;
 my $t0 = time;
-$r = $t->get('apache', '/ms/replace.php?values=user%3Dlocked', {Cookie => "PHPSESSID=$sid"});
+$r = $t->get('apache', '/ms/replace.php?values=note%3Dlocked', {Cookie => "PHPSESSID=$sid"});
 my $waited = time - $t0;
 ok($waited >= 1, "a write while PHP holds the lock waits for it ($waited s)");
 like($t->error_log('apache'), qr/is locked by another writer/, 'and says why it gave up');
-isnt(ModTest::json($t->get('apache', '/session.php', {Cookie => "PHPSESSID=$sid"}))->{session}{user}, 'locked',
+isnt(ModTest::json($t->get('apache', '/session.php', {Cookie => "PHPSESSID=$sid"}))->{session}{note}, 'locked',
     'nothing was written while the lock was held');
 $t->mc_delete($_, $lock_key) for 0 .. 2;
-$t->get('apache', '/ms/replace.php?values=user%3Dunlocked', {Cookie => "PHPSESSID=$sid"});
-is(ModTest::json($t->get('apache', '/session.php', {Cookie => "PHPSESSID=$sid"}))->{session}{user}, 'unlocked',
+$t->get('apache', '/ms/replace.php?values=note%3Dunlocked', {Cookie => "PHPSESSID=$sid"});
+is(ModTest::json($t->get('apache', '/session.php', {Cookie => "PHPSESSID=$sid"}))->{session}{note}, 'unlocked',
     'once released, the write goes through');
+
+# A change of user (mod_auth_form's "user" key) moves the session to a new id; the old id is worth nothing.
+$r = $t->get('apache', '/ms/replace.php?values=user%3Dmallory', {Cookie => "PHPSESSID=$sid"});
+my $new_sid = ModTest::cookie_from($r, 'PHPSESSID');
+ok($new_sid && $new_sid ne $sid, 'a change of user gives the session a new id');
+is(ModTest::json($t->get('apache', '/session.php', {Cookie => "PHPSESSID=$new_sid"}))->{session}{user}, 'mallory',
+    'the session lives on under the new id');
+is_deeply([$t->mc_find($t->mc_session_key($sid))], [], 'the old id is deleted');
+$sid = $new_sid;
+$r = $t->get('apache', '/ms/replace.php?values=user%3Dmallory%26theme%3Ddark', {Cookie => "PHPSESSID=$sid"});
+ok(!ModTest::cookie_from($r, 'PHPSESSID'), 'other changes keep the id');
 
 # Emptying the session through mod_session (a key with an empty value removes it) deletes it.
 $r = $t->get('apache', '/ms/replace.php?values=user%3Dann%26role%3Dreader');

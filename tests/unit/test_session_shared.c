@@ -182,6 +182,35 @@ static void test_urlencoded_round_trip(void **state)
     phpser_session_free(session);
 }
 
+static void test_value_changed(void **state)
+{
+    const char *bob = "user|s:3:\"bob\";n|i:1;", *bob2 = "user|s:3:\"bob\";n|i:2;", *ann = "user|s:3:\"ann\";";
+    const char *none = "n|i:1;", *int_user = "user|i:7;", *str_user = "user|s:1:\"7\";";
+    phpser_session *a = NULL, *b = NULL, *c = NULL, *d = NULL, *e = NULL, *f = NULL;
+    char err[128];
+    (void)state;
+
+    assert_int_equal(phpser_session_decode(PHPSER_FORMAT_PHP, bob, strlen(bob), &a, err, sizeof(err)), 0);
+    assert_int_equal(phpser_session_decode(PHPSER_FORMAT_PHP, bob2, strlen(bob2), &b, err, sizeof(err)), 0);
+    assert_int_equal(phpser_session_decode(PHPSER_FORMAT_PHP, ann, strlen(ann), &c, err, sizeof(err)), 0);
+    assert_int_equal(phpser_session_decode(PHPSER_FORMAT_PHP, none, strlen(none), &d, err, sizeof(err)), 0);
+    assert_int_equal(phpser_session_decode(PHPSER_FORMAT_PHP, int_user, strlen(int_user), &e, err, sizeof(err)), 0);
+    assert_int_equal(phpser_session_decode(PHPSER_FORMAT_PHP, str_user, strlen(str_user), &f, err, sizeof(err)), 0);
+    assert_false(session_shared_value_changed(a, b, "user"));    /* other keys changed */
+    assert_true(session_shared_value_changed(a, c, "user"));     /* another user */
+    assert_true(session_shared_value_changed(d, a, "user"));     /* login */
+    assert_true(session_shared_value_changed(a, d, "user"));     /* logout */
+    assert_false(session_shared_value_changed(d, d, "user"));    /* anonymous both times */
+    assert_false(session_shared_value_changed(NULL, d, "user")); /* new session, still anonymous */
+    assert_false(session_shared_value_changed(e, f, "user"));    /* 7 and "7" are the same user to PHP's eyes */
+    phpser_session_free(a);
+    phpser_session_free(b);
+    phpser_session_free(c);
+    phpser_session_free(d);
+    phpser_session_free(e);
+    phpser_session_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_memcached_list), cmocka_unit_test(test_cookie_attrs_and_header),
         cmocka_unit_test(test_cookie_id),      cmocka_unit_test(test_env_name),
         cmocka_unit_test(test_export),         cmocka_unit_test(test_urlencoded_round_trip),
+        cmocka_unit_test(test_value_changed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
