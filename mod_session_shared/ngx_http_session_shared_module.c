@@ -66,6 +66,8 @@ typedef struct {
 } ngx_http_session_shared_sync_task_t;
 
 
+static ngx_int_t ngx_http_session_shared_cookies(ngx_http_request_t *r,
+    ngx_str_t *cookies);
 static ngx_int_t ngx_http_session_shared_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_session_shared_log_handler(ngx_http_request_t *r);
 static ngx_http_session_shared_ctx_t *ngx_http_session_shared_get_ctx(
@@ -226,15 +228,75 @@ static ngx_str_t  ngx_http_session_shared_prefix_name =
     ngx_string("session_shared_");
 
 
+/* every Cookie header of the request, joined as one */
+
+static ngx_int_t
+ngx_http_session_shared_cookies(ngx_http_request_t *r, ngx_str_t *cookies)
+{
+    size_t             len;
+    u_char            *p;
+#if (nginx_version >= 1023000)
+    ngx_table_elt_t   *h;
+#else
+    ngx_uint_t         i;
+    ngx_table_elt_t  **hh;
+#endif
+
+    len = 0;
+
+#if (nginx_version >= 1023000)
+    for (h = r->headers_in.cookie; h; h = h->next) {
+        len += h->value.len + 2;
+    }
+#else
+    hh = r->headers_in.cookies.elts;
+
+    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
+        len += hh[i]->value.len + 2;
+    }
+#endif
+
+    ngx_str_null(cookies);
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    cookies->data = p;
+
+#if (nginx_version >= 1023000)
+    for (h = r->headers_in.cookie; h; h = h->next) {
+        if (p != cookies->data) {
+            *p++ = ';'; *p++ = ' ';
+        }
+        p = ngx_cpymem(p, h->value.data, h->value.len);
+    }
+#else
+    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
+        if (p != cookies->data) {
+            *p++ = ';'; *p++ = ' ';
+        }
+        p = ngx_cpymem(p, hh[i]->value.data, hh[i]->value.len);
+    }
+#endif
+
+    cookies->len = p - cookies->data;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_session_shared_handler(ngx_http_request_t *r)
 {
     int                                  found;
-    size_t                               len;
-    u_char                              *p;
-    ngx_uint_t                           i;
+    ngx_str_t                            cookies;
     const char                          *id, *why;
-    ngx_table_elt_t                     *h;
     ngx_thread_task_t                   *task;
     ngx_pool_cleanup_t                  *cln;
     ngx_http_session_shared_ctx_t       *ctx;
@@ -279,60 +341,16 @@ ngx_http_session_shared_handler(ngx_http_request_t *r)
     cln->data = ctx;
     ngx_http_set_ctx(r, ctx, ngx_http_session_shared_module);
 
-    /* every Cookie header, joined as one */
-
-    len = 0;
-    h = NULL;
-
-#if (nginx_version >= 1023000)
-    for (h = r->headers_in.cookie; h; h = h->next) {
-        len += h->value.len + 2;
+    if (ngx_http_session_shared_cookies(r, &cookies) != NGX_OK) {
+        return NGX_ERROR;
     }
-#else
-    {
-    ngx_table_elt_t  **hh = r->headers_in.cookies.elts;
-    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
-        len += hh[i]->value.len + 2;
-    }
-    }
-#endif
 
-    if (len == 0) {
+    if (cookies.len == 0) {
         ctx->done = 1;
         return NGX_DECLINED;
     }
 
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = 0;
-
-#if (nginx_version >= 1023000)
-    for (h = r->headers_in.cookie; h; h = h->next) {
-        if (len) {
-            p[len++] = ';'; p[len++] = ' ';
-        }
-        ngx_memcpy(p + len, h->value.data, h->value.len);
-        len += h->value.len;
-    }
-#else
-    {
-    ngx_table_elt_t  **hh = r->headers_in.cookies.elts;
-    for (i = 0; i < r->headers_in.cookies.nelts; i++) {
-        if (len) {
-            p[len++] = ';'; p[len++] = ' ';
-        }
-        ngx_memcpy(p + len, hh[i]->value.data, hh[i]->value.len);
-        len += hh[i]->value.len;
-    }
-    }
-#endif
-
-    (void) h;
-
-    found = session_shared_cookie_id((char *) p, len,
+    found = session_shared_cookie_id((char *) cookies.data, cookies.len,
                                      sscf->cookie.name,
                                      &id, &ctx->id.len, &why);
 
@@ -393,8 +411,6 @@ ngx_http_session_shared_handler(ngx_http_request_t *r)
     ctx->posted = 1;
     r->main->blocked++;
     r->aio = 1;
-
-    (void) i;
 
     return NGX_DONE;
 }

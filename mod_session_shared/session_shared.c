@@ -1223,7 +1223,7 @@ static size_t session_shared_unescape(char *s, size_t len)
     size_t i, j = 0;
 
     for (i = 0; i < len; i++) {
-        if (s[i] == '%' && i + 2 < len + 0 && session_shared_hexval(s[i + 1]) >= 0 &&
+        if (s[i] == '%' && i + 2 < len && session_shared_hexval(s[i + 1]) >= 0 &&
             session_shared_hexval(s[i + 2]) >= 0) {
             s[j++] = (char)(session_shared_hexval(s[i + 1]) * 16 + session_shared_hexval(s[i + 2]));
             i += 2;
