@@ -53,6 +53,8 @@
 typedef struct {
     phpser_value *ref;    /* a PHPSER_REFERENCE node */
     phpser_value *target; /* the node it refers to */
+    int handle; /* ref holds a copy of an object handle (read as r:), also once an R: has made it a PHP reference
+                 * (by_ref 1): assigning to it replaces the handle, not the object */
 } phpser_link;
 
 typedef struct {
@@ -199,7 +201,7 @@ static int links_compare(const void *a, const void *b)
     return phpser_order(((const phpser_link *)a)->ref, ((const phpser_link *)b)->ref);
 }
 
-static int links_append(phpser_links *links, phpser_value *ref, phpser_value *target)
+static int links_append(phpser_links *links, phpser_value *ref, phpser_value *target, int handle)
 {
     phpser_link *grown;
     size_t cap;
@@ -215,13 +217,14 @@ static int links_append(phpser_links *links, phpser_value *ref, phpser_value *ta
     }
     links->items[links->count].ref = ref;
     links->items[links->count].target = target;
+    links->items[links->count].handle = handle;
     links->count++;
     return 0;
 }
 
 static phpser_link *links_find(const phpser_links *links, const phpser_value *ref)
 {
-    phpser_link key = {(phpser_value *)ref, NULL};
+    phpser_link key = {(phpser_value *)ref, NULL, 0};
 
     if (links == NULL || links->count == 0) {
         return NULL;
@@ -236,12 +239,13 @@ static phpser_value *links_target(const phpser_links *links, const phpser_value 
     return link != NULL ? link->target : NULL;
 }
 
-static void links_retarget(phpser_links *links, const phpser_value *from, phpser_value *to, int only_by_value)
+/* only_handles: the links of object references (r:, also those an R: made PHP references) and not of R: */
+static void links_retarget(phpser_links *links, const phpser_value *from, phpser_value *to, int only_handles)
 {
     size_t i;
 
     for (i = 0; i < links->count; i++) {
-        if (links->items[i].target == from && (!only_by_value || !links->items[i].ref->u.ref.by_ref)) {
+        if (links->items[i].target == from && (!only_handles || links->items[i].handle)) {
             links->items[i].target = to;
         }
     }
@@ -250,7 +254,7 @@ static void links_retarget(phpser_links *links, const phpser_value *from, phpser
 /* Gives link a new ref node and moves it to its sorted place; no allocation. */
 static void links_rekey(phpser_links *links, phpser_link *link, phpser_value *ref)
 {
-    phpser_link moved = {ref, link->target};
+    phpser_link moved = {ref, link->target, link->handle};
     size_t from = (size_t)(link - links->items), to = 0, lo = 0, hi = links->count - 1;
 
     memmove(link, link + 1, (links->count - from - 1) * sizeof(*link));
@@ -284,10 +288,53 @@ typedef struct {
     phpser_value **slots; /* slots[i] is the value "r:i+1;" names, numbered as PHP's unserialize() does */
     size_t nslots;
     size_t slots_cap;
-    phpser_links *links; /* NULL when references are only checked, not resolved (a lone value) */
+    phpser_links *links; /* each reference and the node it names; NULL only where no value is read */
+    /* slots of r: nodes that a later R: made PHP references (by_ref 0 -> 1), in the order it happened: the one
+     * change a value makes to nodes read before it, undone when that value fails and is read again as something
+     * else (slot numbers rather than nodes: the failed value's own nodes are freed by then) */
+    size_t *promoted;
+    size_t npromoted;
+    size_t promoted_cap;
     char *err;
     size_t errlen;
 } phpser_reader;
+
+/* What reading a value changes in the reader, saved so that a value that fails can leave no trace. */
+typedef struct {
+    size_t pos;
+    int depth;
+    size_t nslots;
+    size_t nlinks;
+    size_t npromoted;
+} phpser_reader_state;
+
+static void reader_save(const phpser_reader *r, phpser_reader_state *state)
+{
+    state->pos = r->pos;
+    state->depth = r->depth;
+    state->nslots = r->nslots;
+    state->nlinks = r->links != NULL ? r->links->count : 0;
+    state->npromoted = r->npromoted;
+}
+
+/* The slots and links past the saved counts name nodes of the failed value, which are freed already. */
+static void reader_restore(phpser_reader *r, const phpser_reader_state *state)
+{
+    size_t slot;
+
+    while (r->npromoted > state->npromoted) {
+        slot = r->promoted[--r->npromoted];
+        if (slot < state->nslots) {
+            r->slots[slot]->u.ref.by_ref = 0;
+        }
+    }
+    r->pos = state->pos;
+    r->depth = state->depth;
+    r->nslots = state->nslots;
+    if (r->links != NULL) {
+        r->links->count = state->nlinks;
+    }
+}
 
 static int reader_fail(phpser_reader *r, const char *what)
 {
@@ -728,9 +775,38 @@ static int reader_push_slot(phpser_reader *r, phpser_value *v)
     return 0;
 }
 
+/* R: naming an r: value makes that value a PHP reference too: PHP writes both as R: afterwards. */
+static int reader_promote(phpser_reader *r, size_t slot)
+{
+    size_t *grown;
+    size_t cap;
+
+    if (r->npromoted == r->promoted_cap) {
+        cap = r->promoted_cap ? r->promoted_cap * 2 : 16;
+        grown = realloc(r->promoted, cap * sizeof(*grown));
+        if (grown == NULL) {
+            return reader_fail(r, "out of memory");
+        }
+        r->promoted = grown;
+        r->promoted_cap = cap;
+    }
+    r->promoted[r->npromoted++] = slot;
+    r->slots[slot]->u.ref.by_ref = 1;
+    return 0;
+}
+
+/* What r: may name: PHP 8 refuses an r: to anything but an object (an enum or a C: value is one too). A slot
+ * holding a reference holds an r: (R: takes no number), which named an object itself. */
+static int phpser_is_object_slot(const phpser_value *v)
+{
+    return v->type == PHPSER_OBJECT || v->type == PHPSER_CUSTOM || v->type == PHPSER_ENUM ||
+           v->type == PHPSER_REFERENCE;
+}
+
 /* r:N; or R:N;. PHP numbers every value but R: itself, from 1, and r: may not name itself (it has no number yet). */
 static int reader_reference(phpser_reader *r, int by_ref, phpser_value *v)
 {
+    phpser_value *target;
     size_t index;
 
     v->type = PHPSER_REFERENCE;
@@ -742,14 +818,17 @@ static int reader_reference(phpser_reader *r, int by_ref, phpser_value *v)
         return reader_fail(r, "reference to a value not seen yet");
     }
     v->u.ref.index = (int64_t)index;
-    if (by_ref && r->slots[index - 1]->type == PHPSER_REFERENCE) {
-        /* R: naming an r: value makes that value a PHP reference too: PHP writes both as R: afterwards */
-        r->slots[index - 1]->u.ref.by_ref = 1;
-    }
-    if (r->links != NULL && links_append(r->links, v, r->slots[index - 1]) != 0) {
-        return reader_fail(r, "out of memory");
+    target = r->slots[index - 1];
+    if (!by_ref && !phpser_is_object_slot(target)) {
+        return reader_fail(r, "r: names a value that is not an object");
     }
     if (reader_expect(r, ';') != 0) {
+        return -1;
+    }
+    if (r->links != NULL && links_append(r->links, v, target, !by_ref) != 0) {
+        return reader_fail(r, "out of memory");
+    }
+    if (by_ref && target->type == PHPSER_REFERENCE && !target->u.ref.by_ref && reader_promote(r, index - 1) != 0) {
         return -1;
     }
     return by_ref ? 0 : reader_push_slot(r, v);
@@ -806,16 +885,34 @@ static int reader_value(phpser_reader *r, phpser_value **out)
     return 0;
 }
 
+static int value_renumber(phpser_value *value, const phpser_links *links);
+static int session_renumber(phpser_session *session);
+
 int phpser_value_decode(const char *buf, size_t len, size_t *consumed, phpser_value **out, char *err, size_t errlen)
 {
-    phpser_reader r = {(const unsigned char *)buf, len, 0, 0, NULL, 0, 0, NULL, err, errlen};
+    phpser_links links = {NULL, 0, 0};
+    phpser_reader r = {(const unsigned char *)buf, len, 0, 0, NULL, 0, 0, &links, NULL, 0, 0, err, errlen};
     int rc;
 
     if (out == NULL || (buf == NULL && len > 0)) {
         return phpser_fail(err, errlen, "invalid arguments");
     }
     rc = reader_value(&r, out);
+    /* An r: that an R: made a PHP reference is written as R: from then on, and R: takes no number: the indices the
+     * text carried after it would name the wrong values. */
+    if (rc == 0 && r.npromoted > 0) {
+        if (links.count > 1) {
+            qsort(links.items, links.count, sizeof(phpser_link), links_compare);
+        }
+        if (value_renumber(*out, &links) != 0) {
+            phpser_value_free(*out);
+            *out = NULL;
+            rc = phpser_fail(err, errlen, "out of memory");
+        }
+    }
+    free(links.items);
     free(r.slots);
+    free(r.promoted);
     if (rc == 0 && consumed != NULL) {
         *consumed = r.pos;
     }
@@ -944,12 +1041,14 @@ static int reader_add_entry(phpser_reader *r, phpser_session *session, const cha
 }
 
 /* name|value... where "!name|" (PHP 5) marks an undefined variable. PHP 7 and later have no undefined variables
- * and read "!name|value" as a name starting with '!', so a value after such a name makes it part of the name. */
+ * and read "!name|value" as a name starting with '!', so a value after such a name makes it part of the name.
+ * PHP 5 never reads what follows "!name|" as a value: when it is none, reading it must have changed nothing. */
 static int session_read_php(phpser_reader *r, phpser_session *session)
 {
     const unsigned char *bar;
     const char *name;
-    size_t name_len, saved_pos, saved_slots, saved_links;
+    size_t name_len;
+    phpser_reader_state saved;
     phpser_value *value;
 
     while (r->pos < r->len) {
@@ -961,13 +1060,9 @@ static int session_read_php(phpser_reader *r, phpser_session *session)
         name_len = (size_t)(bar - (r->buf + r->pos));
         r->pos += name_len + 1;
         if (name_len > 0 && name[0] == '!') {
-            saved_pos = r->pos;
-            saved_slots = r->nslots;
-            saved_links = r->links->count;
+            reader_save(r, &saved);
             if (reader_value(r, &value) != 0) {
-                r->pos = saved_pos;
-                r->nslots = saved_slots;
-                r->links->count = saved_links;
+                reader_restore(r, &saved);
                 if (reader_add_entry(r, session, name + 1, name_len - 1, NULL) != 0) {
                     return -1;
                 }
@@ -1092,7 +1187,7 @@ int phpser_session_decode(phpser_format format, const char *buf, size_t len, php
                           size_t errlen)
 {
     phpser_session *session;
-    phpser_reader r = {(const unsigned char *)buf, len, 0, 0, NULL, 0, 0, NULL, err, errlen};
+    phpser_reader r = {(const unsigned char *)buf, len, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, err, errlen};
     int rc;
 
     if (out == NULL || (buf == NULL && len > 0)) {
@@ -1120,6 +1215,7 @@ int phpser_session_decode(phpser_format format, const char *buf, size_t len, php
         break;
     }
     free(r.slots);
+    free(r.promoted);
     if (rc == 0) {
         rc = session_check_unique(session, err, errlen);
     }
@@ -1131,11 +1227,14 @@ int phpser_session_decode(phpser_format format, const char *buf, size_t len, php
         qsort(session->links.items, session->links.count, sizeof(phpser_link), links_compare);
     }
     session_refresh_views(session);
+    /* as in phpser_value_decode(): the indices a value shows (phpser_value_to_text()) must match how it is written */
+    if (r.npromoted > 0 && session_renumber(session) != 0) {
+        phpser_session_free(session);
+        return phpser_fail(err, errlen, "out of memory");
+    }
     *out = session;
     return 0;
 }
-
-static void session_renumber(phpser_session *session);
 
 /* ---- removing values that references still need ----
  *
@@ -1297,10 +1396,12 @@ static void doomed_hand_over(phpser_session *session, phpser_doomed *d, phpser_l
     int by_ref = v->u.ref.by_ref;
 
     if (target->type == PHPSER_REFERENCE) {
-        /* A reference to an r: node: refer to what that node refers to instead. */
+        /* A reference to an r: node: refer to what that node refers to instead, holding the object handle
+         * itself now, as an R: that was in the r:'s reference set does in PHP once the r: is gone. */
         next = links_target(&session->links, target);
         if (next != NULL) {
             link->target = next;
+            link->handle = 1;
             return;
         }
     }
@@ -1374,24 +1475,26 @@ size_t phpser_session_remove(phpser_session *session, const char *name, size_t n
     }
     if (removed > 0) {
         session_refresh_views(session);
-        session_renumber(session);
+        (void)session_renumber(session);
     }
     return removed;
 }
 
 /* Assigning to $_SESSION[name] in PHP writes through a PHP reference ("R:"), so the value every member of the
- * reference set sees changes; an object reference ("r:") only loses this holder. */
+ * reference set sees changes; an object reference ("r:") only loses this holder. An r: that an R: named is a PHP
+ * reference too, whose value is the object handle: that handle is what the assignment replaces, not the object. */
 static phpser_value *session_assign_target(phpser_session *session, phpser_value *v)
 {
-    phpser_value *target;
+    phpser_link *link;
     int hops;
 
     for (hops = 0; v->type == PHPSER_REFERENCE && v->u.ref.by_ref && hops < PHPSER_MAX_DEPTH; hops++) {
-        target = links_target(&session->links, v);
-        if (target == NULL || target == &phpser_session_array) {
+        link = links_find(&session->links, v);
+        /* an r: that an R: made a PHP reference holds the handle the reference set shares: it is what changes */
+        if (link == NULL || link->handle || link->target == &phpser_session_array) {
             break;
         }
-        v = target;
+        v = link->target;
     }
     return v;
 }
@@ -1448,7 +1551,7 @@ int phpser_session_set_string(phpser_session *session, const char *name, size_t 
     session_detach(session, &old, 1);
     phpser_value_free(old);
     session_refresh_views(session);
-    session_renumber(session);
+    (void)session_renumber(session);
     return 0;
 }
 
@@ -1817,7 +1920,7 @@ int phpser_value_encode(const phpser_value *value, char **buf, size_t *len, size
 /* PHP stores $_SESSION["5"] under the integer key 5 (ZEND_HANDLE_NUMERIC_STR), and php_serialize writes it so. */
 static int phpser_is_integer_name(const char *name, size_t len, int64_t *out)
 {
-    phpser_reader r = {(const unsigned char *)name, len, 0, 0, NULL, 0, 0, NULL, NULL, 0};
+    phpser_reader r = {(const unsigned char *)name, len, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, NULL, 0};
     size_t digits = len > 0 && name[0] == '-' ? len - 1 : len;
 
     if (digits == 0 || digits > 19 || (name[len - digits] == '0' && digits > 1) || name[0] == '+' ||
@@ -1912,14 +2015,29 @@ static int session_verify_php(const phpser_session *session, const char *text, s
 
 /* After a change the indices stored in reference nodes are recomputed, so that a caller reading them (or encoding
  * one value alone) sees the numbers the session would be written with. */
-static void session_renumber(phpser_session *session)
+static int session_renumber(phpser_session *session)
 {
     phpser_writer w = {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, 0, 1};
+    int rc = writer_init_marks(&w, &session->links);
 
-    if (writer_init_marks(&w, &session->links) == 0) {
+    if (rc == 0) {
         (void)session_write(session, session->origin, &w);
     }
     free(w.marks);
+    return rc;
+}
+
+/* The same for a lone value: numbered from 1, the value itself. */
+static int value_renumber(phpser_value *value, const phpser_links *links)
+{
+    phpser_writer w = {NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, 0, 1};
+    int rc = writer_init_marks(&w, links);
+
+    if (rc == 0) {
+        (void)writer_value(&w, value);
+    }
+    free(w.marks);
+    return rc;
 }
 
 int phpser_session_encode(const phpser_session *session, phpser_format format, char **out, size_t *len, char *err,

@@ -23,7 +23,7 @@ typedef enum {
     PHPSER_OBJECT,    /* O:len:"Class":N:{prop;value...} */
     PHPSER_CUSTOM,    /* C:len:"Class":len:{opaque} (Serializable): see compound below */
     PHPSER_ENUM,      /* E:len:"Class:Case"; */
-    PHPSER_REFERENCE, /* r:N; or R:N; (index into the values seen so far) */
+    PHPSER_REFERENCE, /* r:N; (an object seen before, as PHP 8 requires) or R:N; (a PHP reference to any value) */
 } phpser_type;
 
 typedef struct phpser_value phpser_value;

@@ -84,6 +84,8 @@ static const struct {
     {LIT("O:6:\042Modern\042:2:{i:5;s:1:\042x\042;s:1:\042k\042;a:2:{i:0;i:1;i:1;i:2;}}")},
     {LIT("E:11:\042Suit:Hearts\042;")},
     {LIT("a:2:{i:0;E:11:\042Suit:Hearts\042;i:1;r:2;}")},
+    {LIT("a:2:{i:0;C:3:\042Old\042:0:{}i:1;r:2;}")},
+    {LIT("O:8:\042stdClass\042:1:{s:1:\042a\042;r:1;}")},
     {LIT("a:3:{i:0;O:3:\042Foo\042:3:{s:1:\042a\042;i:1;s:4:\042\000*\000b\042;i:2;s:6:\042\000Foo\000c\042"
          ";i:3;}i:1;r:2;i:2;a:1:{i:0;r:2;}}")},
     {LIT("a:3:{i:0;i:1;i:1;i:2;i:2;R:2;}")},
@@ -435,6 +437,24 @@ static const struct {
      {{"-o", "ro|O:8:\042stdClass\042:0:{}x|r:1;y|a:1:{i:0;r:1;}"},
       {"=x", "ro|O:8:\042stdClass\042:0:{}x|s:1:\042s\042;y|a:1:{i:0;r:1;}"},
       {"-ro", "x|s:1:\042s\042;y|a:1:{i:0;O:8:\042stdClass\042:0:{}}"}}},
+    /* An r: that an R: names is a PHP reference whose value is the object handle: assigning to the reference set
+     * replaces the handle, the object stays where it was (tests/fuzz/regressions/phpser-assign-through-promoted-r,
+     * there with the names "0" and "8", which PHP's $_SESSION cannot unset: the object was overwritten, and "q|r:2;"
+     * came to name a string) */
+    {"o|O:8:\042stdClass\042:0:{}a|r:1;b|R:2;",
+     "o|O:8:\042stdClass\042:0:{}a|R:1;b|R:1;",
+     {{"=b", "o|O:8:\042stdClass\042:0:{}a|s:1:\042s\042;b|R:2;"}}},
+    {"o|O:8:\042stdClass\042:0:{}a|r:1;b|R:2;",
+     "o|O:8:\042stdClass\042:0:{}a|R:1;b|R:1;",
+     {{"=o", "o|s:1:\042s\042;a|O:8:\042stdClass\042:0:{}b|R:2;"}}},
+    {"o|O:8:\042stdClass\042:0:{}a|r:1;b|R:2;c|r:2;",
+     "o|O:8:\042stdClass\042:0:{}a|R:1;b|R:1;c|r:1;",
+     {{"-a", "o|O:8:\042stdClass\042:0:{}b|R:1;c|r:1;"}, {"=b", "o|O:8:\042stdClass\042:0:{}b|s:1:\042s\042;c|r:1;"}}},
+    {"p|a:2:{i:0;O:8:\042stdClass\042:0:{}i:1;R:2;}a|r:2;q|r:3;|R:3;",
+     "p|a:2:{i:0;O:8:\042stdClass\042:0:{}i:1;R:2;}a|R:2;q|r:2;|R:2;",
+     {{"=", "p|a:2:{i:0;O:8:\042stdClass\042:0:{}i:1;R:2;}a|s:1:\042s\042;q|r:2;|R:3;"},
+      {"-p", "a|s:1:\042s\042;q|O:8:\042stdClass\042:0:{}|R:1;"},
+      {"=added", "a|s:1:\042s\042;q|O:8:\042stdClass\042:0:{}|R:1;added|s:1:\042s\042;"}}},
 };
 
 /* ---- helpers ---- */
@@ -754,6 +774,79 @@ static void test_value_details(void **state)
     phpser_value_free(v);
 }
 
+static void assert_value_encodes_to(const char *text, size_t text_len, const char *expected, size_t expected_len)
+{
+    phpser_value *v, *again;
+    size_t consumed = 0, len = 0, cap = 0, len2 = 0, cap2 = 0;
+    char err[256] = "", *buf = NULL, *buf2 = NULL;
+
+    if (phpser_value_decode(text, text_len, &consumed, &v, err, sizeof(err)) != 0) {
+        print_error("%.*s: %s\n", (int)text_len, text, err);
+        fail();
+    }
+    assert_int_equal(consumed, text_len);
+    assert_int_equal(phpser_value_encode(v, &buf, &len, &cap), 0);
+    if (len != expected_len || memcmp(buf, expected, len) != 0) {
+        print_error("expected %.*s\n     got %.*s\n", (int)expected_len, expected, (int)len, buf);
+        fail();
+    }
+    /* and it is canonical */
+    assert_int_equal(phpser_value_decode(buf, len, &consumed, &again, err, sizeof(err)), 0);
+    assert_int_equal(phpser_value_encode(again, &buf2, &len2, &cap2), 0);
+    assert_int_equal(len2, len);
+    assert_memory_equal(buf2, buf, len);
+    free(buf);
+    free(buf2);
+    phpser_value_free(v);
+    phpser_value_free(again);
+}
+
+/* An R: naming an r: value makes that value a PHP reference: both are written as R: of the object, and since R:
+ * takes no number, the references after them are numbered again. Found by fuzz_phpser
+ * (tests/fuzz/regressions/phpser-promoted-reference-renumber): "...i:0;r:2;i:2;R:4;}" came out as
+ * "...i:0;R:2;i:2;R:4;}", whose R:4 names nothing. The expected texts are PHP 8.2's serialize(unserialize()). */
+static void test_promoted_references_renumbered(void **state)
+{
+    phpser_value *v;
+    phpser_session *s;
+    size_t consumed;
+
+    (void)state;
+    assert_value_encodes_to(LIT("a:3:{i:0;O:3:\"Foo\":1:{s:1:\"a\";i:1;}i:1;r:2;i:2;R:4;}"),
+                            LIT("a:3:{i:0;O:3:\"Foo\":1:{s:1:\"a\";i:1;}i:1;R:2;i:2;R:2;}"));
+    assert_value_encodes_to(LIT("a:3:{i:0;O:8:\"stdClass\":0:{}i:1;r:2;i:2;R:3;}"),
+                            LIT("a:3:{i:0;O:8:\"stdClass\":0:{}i:1;R:2;i:2;R:2;}"));
+    assert_value_encodes_to(LIT("a:5:{i:0;O:8:\"stdClass\":0:{}i:1;r:2;i:2;R:3;i:3;O:8:\"stdClass\":0:{}i:4;r:4;}"),
+                            LIT("a:5:{i:0;O:8:\"stdClass\":0:{}i:1;R:2;i:2;R:2;i:3;O:8:\"stdClass\":0:{}i:4;r:3;}"));
+    assert_value_encodes_to(
+        LIT("a:4:{i:0;O:8:\"stdClass\":0:{}i:1;r:2;i:2;R:3;i:3;a:2:{i:0;O:8:\"stdClass\":0:{}i:1;r:5;}}"),
+        LIT("a:4:{i:0;O:8:\"stdClass\":0:{}i:1;R:2;i:2;R:2;i:3;a:2:{i:0;O:8:\"stdClass\":0:{}i:1;r:4;}}"));
+    /* the fuzzer's text, with key 0 twice: PHP refuses it (its r:2 names the value key 0 is losing); kept here as
+     * read, both pairs, like any repeated key */
+    assert_value_encodes_to(LIT("a:3:{i:0;O:3:\"Foo\":1:{s:1:\"a\";i:1;}i:0;r:2;i:2;R:4;}"),
+                            LIT("a:3:{i:0;O:3:\"Foo\":1:{s:1:\"a\";i:1;}i:0;R:2;i:2;R:2;}"));
+
+    assert_int_equal(
+        phpser_value_decode(LIT("a:3:{i:0;O:8:\"stdClass\":0:{}i:1;r:2;i:2;R:3;}"), &consumed, &v, NULL, 0), 0);
+    assert_int_equal(element(v, 1)->u.ref.by_ref, 1);
+    assert_int_equal(element(v, 1)->u.ref.index, 2);
+    assert_int_equal(element(v, 2)->u.ref.by_ref, 1);
+    assert_int_equal(element(v, 2)->u.ref.index, 2);
+    phpser_value_free(v);
+    /* without an R: to an r:, indices stay as the text had them */
+    assert_value_encodes_to(LIT("a:3:{i:0;O:8:\"stdClass\":0:{}i:1;r:2;i:2;r:3;}"),
+                            LIT("a:3:{i:0;O:8:\"stdClass\":0:{}i:1;r:2;i:2;r:3;}"));
+
+    /* in a session too: what a value shows (the text a backend gets) is what PHP's serialize() of it gives */
+    s = decode_ok(PHPSER_FORMAT_PHP, LIT("x|a:5:{i:0;O:8:\"stdClass\":0:{}i:1;r:2;i:2;R:3;i:3;O:8:\"stdClass\":0:{}i:4;"
+                                         "r:4;}y|r:5;"));
+    assert_text(find_value(s, "x"),
+                LIT("a:5:{i:0;O:8:\"stdClass\":0:{}i:1;R:2;i:2;R:2;i:3;O:8:\"stdClass\":0:{}i:4;r:3;}"));
+    assert_encodes_to(s, PHPSER_FORMAT_PHP,
+                      LIT("x|a:5:{i:0;O:8:\"stdClass\":0:{}i:1;R:2;i:2;R:2;i:3;O:8:\"stdClass\":0:{}i:4;r:3;}y|r:3;"));
+    phpser_session_free(s);
+}
+
 static void test_encode_doubles(void **state)
 {
     phpser_value v = {.type = PHPSER_DOUBLE}, *back;
@@ -976,6 +1069,77 @@ static void test_undefined_entries(void **state)
     phpser_session_free(s);
 }
 
+static char *nested_arrays(int depth, size_t *len);
+
+/* "!name|" followed by no value is PHP 5's undefined entry: PHP 5 never reads what follows as a value, so trying
+ * to must leave no trace. Found by fuzz_phpser (tests/fuzz/regressions/phpser-bang-value-rollback): the "R:3"
+ * after "!\0|" made the r: node in slot 3 a PHP reference before failing at '|', and the session came out as
+ * "...|R:2;y|r:2;..." (then "...|R:2;y|R:2;..." the next time round). */
+static void test_failed_bang_value_leaves_no_trace(void **state)
+{
+    phpser_session *s;
+    char err[256] = "";
+    const phpser_value *v;
+    size_t outer_len, inner_len, len, i;
+    char *outer, *inner, *text;
+
+    (void)state;
+    /* the fuzzer's text itself: PHP 8.2 refuses it (session_decode() returns false), because r:2 names an int */
+    s = (phpser_session *)1;
+    assert_int_equal(
+        phpser_session_decode(PHPSER_FORMAT_PHP, LIT("x|a:0:{}3|i:0;|r:2;y|r:3;!\000|R:3|i:0;"), &s, err, sizeof(err)),
+        -1);
+    assert_null(s);
+    assert_non_null(strstr(err, "not an object"));
+    assert_decode_fails(PHPSER_FORMAT_PHP, LIT("x|a:0:{}3|i:0;|r:2;y|r:3;"));
+
+    /* the same with an object (tests/fuzz/regressions/phpser-bang-value-rollback-object): "a" and "b" stay object
+     * references (r:), as PHP 5 reads them, and not "a|R:1;b|r:1;", then "a|R:1;b|R:1;" */
+    s = decode_ok(PHPSER_FORMAT_PHP, LIT("o|O:8:\"stdClass\":0:{}a|r:1;b|r:2;!c|R:2|i:0;"));
+    assert_int_equal(phpser_session_count(s), 5);
+    assert_ptr_equal(find_value(s, "a"), find_value(s, "o"));
+    assert_ptr_equal(find_value(s, "b"), find_value(s, "o"));
+    assert_string_equal(phpser_session_entry(s, 3)->name, "c");
+    assert_null(phpser_session_entry(s, 3)->value);
+    assert_int_equal(find_value(s, "R:2")->u.integer, 0);
+    assert_encodes_to(s, PHPSER_FORMAT_PHP, LIT("o|O:8:\"stdClass\":0:{}a|r:1;b|r:1;!c|R:2|i:0;"));
+    assert_encodes_to(s, PHPSER_FORMAT_PHP_BINARY, LIT("\001oO:8:\"stdClass\":0:{}\001ar:1;\001br:1;\201c\003R:2i:0;"));
+    /* PHP 8.2 unserialize()s this with $a and $b the same object as $o, neither a reference */
+    assert_encodes_to(s, PHPSER_FORMAT_PHP_SERIALIZE,
+                      LIT("a:4:{s:1:\"o\";O:8:\"stdClass\":0:{}s:1:\"a\";r:2;s:1:\"b\";r:2;s:3:\"R:2\";i:0;}"));
+    phpser_session_free(s);
+    s = decode_ok(PHPSER_FORMAT_PHP, LIT("o|O:8:\"stdClass\":0:{}a|r:1;b|r:1;!c|R:2|i:0;"));
+    assert_encodes_to(s, PHPSER_FORMAT_PHP, LIT("o|O:8:\"stdClass\":0:{}a|r:1;b|r:1;!c|R:2|i:0;"));
+    phpser_session_free(s);
+
+    /* an R: to a node read before the failed value and one to a node inside it (freed by then: the sanitizers
+     * check that only the first is undone) */
+    s = decode_ok(PHPSER_FORMAT_PHP, LIT("o|O:8:\"stdClass\":0:{}a|r:1;!b|a:4:{i:0;R:2;i:1;r:1;i:2;R:4;i:3;X}|i:0;"));
+    assert_int_equal(phpser_session_count(s), 4);
+    assert_null(phpser_session_entry(s, 2)->value);
+    assert_string_equal(phpser_session_entry(s, 3)->name, "a:4:{i:0;R:2;i:1;r:1;i:2;R:4;i:3;X}");
+    assert_encodes_to(s, PHPSER_FORMAT_PHP,
+                      LIT("o|O:8:\"stdClass\":0:{}a|r:1;!b|a:4:{i:0;R:2;i:1;r:1;i:2;R:4;i:3;X}|i:0;"));
+    phpser_session_free(s);
+
+    /* nor does the nesting limit a failed value reached count against the values after it */
+    outer = nested_arrays(65, &outer_len);
+    inner = nested_arrays(64, &inner_len);
+    text = malloc(outer_len + inner_len + 6);
+    len = (size_t)sprintf(text, "!a|%sb|%s", outer, inner);
+    s = decode_ok(PHPSER_FORMAT_PHP, text, len);
+    assert_int_equal(phpser_session_count(s), 2);
+    assert_null(phpser_session_entry(s, 0)->value);
+    for (i = 0, v = phpser_session_entry(s, 1)->value; i < 64; i++) {
+        v = element(v, 0);
+    }
+    assert_int_equal(v->type, PHPSER_NULL);
+    phpser_session_free(s);
+    free(outer);
+    free(inner);
+    free(text);
+}
+
 static void test_encode_refusals(void **state)
 {
     phpser_session *s = phpser_session_new();
@@ -1130,6 +1294,12 @@ static void test_malformed_values(void **state)
         {LIT("a:1:{i:0;R:2;}")},
         {LIT("a:1:{i:0;r:0;}")},
         {LIT("a:1:{i:0;r:-1;}")},
+        {LIT("a:2:{i:0;i:5;i:1;r:2;}")}, /* r: names only objects in PHP 8.2 */
+        {LIT("a:2:{i:0;s:1:\"x\";i:1;r:2;}")},
+        {LIT("a:2:{i:0;N;i:1;r:2;}")},
+        {LIT("a:1:{i:0;r:1;}")},
+        {LIT("a:3:{i:0;i:1;i:1;R:2;i:2;r:2;}")},
+        {LIT("a:2:{i:0;a:0:{}i:1;r:2;}")},
         {LIT("O:0:\"\":0:{}")}, /* class names */
         {LIT("O:4:\"A\000B\":0:{}")},
         {LIT("O:3:\"A B\":0:{}")},
@@ -1171,6 +1341,9 @@ static void test_malformed_sessions(void **state)
         {PHPSER_FORMAT_PHP, LIT("a|a:1:{i:0;i:1;};")},
         {PHPSER_FORMAT_PHP, LIT("a|i:1;a|i:2;")}, /* a name twice */
         {PHPSER_FORMAT_PHP, LIT("a|i:1;b|r:3;")},
+        {PHPSER_FORMAT_PHP, LIT("a|i:1;b|r:1;")}, /* r: to anything but an object */
+        {PHPSER_FORMAT_PHP, LIT("a|a:0:{}b|R:1;c|r:1;")},
+        {PHPSER_FORMAT_PHP_SERIALIZE, LIT("a:2:{s:1:\"x\";i:1;s:1:\"y\";r:1;}")}, /* the session array */
         {PHPSER_FORMAT_PHP, LIT("a|s:4:\"a|b|\";b|s:100:\"x\";")},
         {PHPSER_FORMAT_PHP_BINARY, LIT("\005ab")}, /* name beyond the data */
         {PHPSER_FORMAT_PHP_BINARY, LIT("\001a")},  /* no value */
@@ -1389,12 +1562,14 @@ int main(void)
         cmocka_unit_test(test_integer_keys),
         cmocka_unit_test(test_serialized_values_round_trip),
         cmocka_unit_test(test_value_details),
+        cmocka_unit_test(test_promoted_references_renumbered),
         cmocka_unit_test(test_encode_doubles),
         cmocka_unit_test(test_value_to_text),
         cmocka_unit_test(test_set_string_and_remove),
         cmocka_unit_test(test_changes_match_php),
         cmocka_unit_test(test_changes_keep_references_valid),
         cmocka_unit_test(test_undefined_entries),
+        cmocka_unit_test(test_failed_bang_value_leaves_no_trace),
         cmocka_unit_test(test_encode_refusals),
         cmocka_unit_test(test_empty_input),
         cmocka_unit_test(test_truncated_at_every_offset),
