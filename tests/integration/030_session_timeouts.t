@@ -44,7 +44,7 @@ for my $s (qw(apache nginx)) {
     my $idle = new_session($s, 2);
     is(exported($s, $busy), 1, "$s: new session exported");
     is(exported($other, $idle), 2, "$other: new session exported");
-    my $deadline = time + 1.5;
+    my $deadline = time + 10;
     sleep 0.1 while pg_has($idle) == 0 && time < $deadline;
     is(pg_has($idle), 1, "$s: durable copy written");
 
@@ -73,7 +73,7 @@ for my $s (qw(apache nginx)) {
 
 # A durable row whose session memcached forgot is purged by the module itself.
 my $sid = new_session('apache', 3);
-my $deadline = time + 1.5;
+my $deadline = time + 10;
 sleep 0.1 while pg_has($sid) == 0 && time < $deadline;
 $t->psql("UPDATE session_shared.sessions SET last_access = now() - interval '1 hour' WHERE id = '$sid'");
 $t->psql("INSERT INTO session_shared.sessions (id, data, created_at, last_access) "
@@ -83,7 +83,7 @@ $t->start_servers(session_conf(postgres => 1, idle => 3, absolute => 7));
 for my $s (qw(apache nginx)) {
     for (1 .. 3) { $t->get($s, '/session.php', {Cookie => 'PHPSESSID=' . ('z' x 32)}) }
 }
-$deadline = time + 5;
+$deadline = time + 15;
 my $left;
 do { sleep 0.2; ($left) = $t->psql("SELECT count(*) FROM session_shared.sessions WHERE id LIKE 'purge%' OR id = '$sid'") =~ /(\d+)/ }
     while $left && time < $deadline;
