@@ -409,22 +409,47 @@ static int session_shared_keys_make(const session_shared_store *store, const cha
     return keys->data_len <= 250 && keys->meta_len <= 250 && keys->lock_len <= 250 ? 0 : -1;
 }
 
-static int session_shared_meta_parse(const mc_value *value, time_t *created, time_t *last_access)
+/* Which version of the data PostgreSQL holds, kept in the meta item: a change PHP made behind the module's back
+ * is copied at the next read on any server even if the copy after that response missed it. FNV-1a, 64 bits:
+ * a fingerprint, not a defence (nothing here is secret or chosen against us). */
+static unsigned long long session_shared_fingerprint(const char *data, size_t len)
+{
+    unsigned long long hash = 14695981039346656037ULL;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        hash ^= (unsigned char)data[i];
+        hash *= 1099511628211ULL;
+    }
+    return hash;
+}
+
+typedef struct {
+    time_t created;
+    time_t last_access;
+    unsigned long long durable; /* fingerprint of the data PostgreSQL has; 0 when unknown */
+} session_shared_meta;
+
+static int session_shared_meta_parse(const mc_value *value, session_shared_meta *meta)
 {
     long long c, a;
+    unsigned long long durable = 0;
+    int n = sscanf(value->data, "%lld %lld %llx", &c, &a, &durable);
 
-    if (sscanf(value->data, "%lld %lld", &c, &a) != 2 || c <= 0 || a < c)
+    if (n < 2 || c <= 0 || a < c)
         return -1;
-    *created = (time_t)c;
-    *last_access = (time_t)a;
+    meta->created = (time_t)c;
+    meta->last_access = (time_t)a;
+    meta->durable = n == 3 ? durable : 0;
     return 0;
 }
 
 static mc_status session_shared_meta_write(session_shared_store *store, const char *id, size_t id_len,
-                                           const session_shared_keys *keys, time_t created, time_t last_access)
+                                           const session_shared_keys *keys, time_t created, time_t last_access,
+                                           unsigned long long durable)
 {
-    char meta[64], err[256];
-    int n = snprintf(meta, sizeof(meta), "%lld %lld", (long long)created, (long long)last_access);
+    char meta[80], err[256];
+    int n = snprintf(meta, sizeof(meta), "%lld %lld %llx", (long long)created, (long long)last_access, durable);
 
     return mc_set(store->mc, id, id_len, keys->meta, keys->meta_len, meta, (size_t)n, 0, SESSION_SHARED_META_TTL, err,
                   sizeof(err));
@@ -832,6 +857,8 @@ void session_shared_load(session_shared_store *store, const char *id, size_t id_
     session_shared_keys keys;
     char err[256], decode_err[256];
     mc_value meta = {0};
+    session_shared_meta parsed;
+    unsigned long long durable = 0, fingerprint;
     int from_ring = 0, found, have_meta = 0;
 
     memset(record, 0, sizeof(*record));
@@ -854,13 +881,13 @@ void session_shared_load(session_shared_store *store, const char *id, size_t id_
     }
 
     if (meta.data != NULL || mc_get_any_node(store->mc, keys.meta, keys.meta_len, &meta, err, sizeof(err)) == MC_OK) {
-        time_t created, last_access;
-        if (session_shared_meta_parse(&meta, &created, &last_access) == 0) {
+        if (session_shared_meta_parse(&meta, &parsed) == 0) {
             /* PostgreSQL's times may be older than memcached's if a touch did not reach it: take the newest. */
-            if (record->created == 0 || created < record->created)
-                record->created = created;
-            if (last_access > record->last_access)
-                record->last_access = last_access;
+            if (record->created == 0 || parsed.created < record->created)
+                record->created = parsed.created;
+            if (parsed.last_access > record->last_access)
+                record->last_access = parsed.last_access;
+            durable = parsed.durable;
             have_meta = 1;
         }
         free(meta.data);
@@ -880,14 +907,25 @@ void session_shared_load(session_shared_store *store, const char *id, size_t id_
         return;
     }
 
+    fingerprint = store->pg ? session_shared_fingerprint(record->data, record->len) : 0;
+    if (strcmp(record->source, "postgresql") == 0)
+        durable = fingerprint;
     if (!from_ring) {
         /* Put it back where PHP looks, so the app sees the session on this very request. */
         mc_set(store->mc, id, id_len, keys.data, keys.data_len, record->data, record->len, 0,
                session_shared_data_ttl(store), err, sizeof(err));
-        session_shared_meta_write(store, id, id_len, &keys, record->created, now);
+        session_shared_meta_write(store, id, id_len, &keys, record->created, now, durable);
+        record->last_access = now;
+    } else if (store->pg && durable != fingerprint) {
+        /* PostgreSQL has not got this version yet (PHP created or changed it, and the copy after that response
+         * did not see it): copy it now. */
+        if (session_shared_pg_write(store, id, id_len, record->data, record->len, record->created, now, record->note,
+                                    sizeof(record->note), &record->note_is_error) == 0)
+            durable = fingerprint;
+        session_shared_meta_write(store, id, id_len, &keys, record->created, now, durable);
         record->last_access = now;
     } else if (!have_meta || now - record->last_access >= session_shared_touch_interval(store)) {
-        session_shared_meta_write(store, id, id_len, &keys, record->created, now);
+        session_shared_meta_write(store, id, id_len, &keys, record->created, now, durable);
         if (store->pg && have_meta) {
             char access_s[24];
             snprintf(access_s, sizeof(access_s), "%lld", (long long)now);
@@ -938,6 +976,7 @@ int session_shared_save(session_shared_store *store, const char *id, size_t id_l
 {
     session_shared_keys keys;
     char mc_err[256], note[512] = "";
+    unsigned long long durable = 0;
     int locked, stored = 0;
 
     if (session_shared_keys_make(store, id, id_len, &keys) != 0) {
@@ -955,10 +994,14 @@ int session_shared_save(session_shared_store *store, const char *id, size_t id_l
     if (mc_set(store->mc, id, id_len, keys.data, keys.data_len, data, len, 0, session_shared_data_ttl(store), mc_err,
                sizeof(mc_err)) == MC_OK) {
         stored = 1;
-        session_shared_meta_write(store, id, id_len, &keys, created, now);
     }
-    if (store->pg && session_shared_pg_write(store, id, id_len, data, len, created, now, note, sizeof(note), NULL) == 0)
+    if (store->pg &&
+        session_shared_pg_write(store, id, id_len, data, len, created, now, note, sizeof(note), NULL) == 0) {
         stored = 1;
+        durable = session_shared_fingerprint(data, len);
+    }
+    if (stored)
+        session_shared_meta_write(store, id, id_len, &keys, created, now, durable);
     if (locked == 0)
         mc_delete(store->mc, keys.lock_hash, keys.lock_hash_len, keys.lock, keys.lock_len, mc_err, sizeof(mc_err));
     if (!stored) {
@@ -987,8 +1030,9 @@ void session_shared_sync(session_shared_store *store, const char *id, size_t id_
     session_shared_keys keys;
     char err[256];
     mc_value value, meta;
+    session_shared_meta parsed;
     mc_status status;
-    time_t created = now, last_access;
+    time_t created = now;
 
     if (notelen)
         note[0] = '\0';
@@ -998,13 +1042,14 @@ void session_shared_sync(session_shared_store *store, const char *id, size_t id_
     if (status == MC_OK) {
         if (loaded == NULL || loaded_len != value.len || memcmp(loaded, value.data, value.len) != 0) {
             if (mc_get(store->mc, id, id_len, keys.meta, keys.meta_len, &meta, err, sizeof(err)) == MC_OK) {
-                if (session_shared_meta_parse(&meta, &created, &last_access) != 0)
-                    created = now;
+                if (session_shared_meta_parse(&meta, &parsed) == 0)
+                    created = parsed.created;
                 free(meta.data);
-            } else {
-                session_shared_meta_write(store, id, id_len, &keys, now, now);
             }
-            session_shared_pg_write(store, id, id_len, value.data, value.len, created, now, note, notelen, NULL);
+            if (session_shared_pg_write(store, id, id_len, value.data, value.len, created, now, note, notelen, NULL) ==
+                0)
+                session_shared_meta_write(store, id, id_len, &keys, created, now,
+                                          session_shared_fingerprint(value.data, value.len));
         }
         free(value.data);
     } else if (status == MC_MISS && loaded != NULL) {
