@@ -222,4 +222,145 @@ const char *paywall_parse_deny(const char *kind, const char *arg, paywall_deny *
 /* PaywallFailMode open | closed */
 const char *paywall_parse_fail_mode(const char *value, paywall_fail_mode *out);
 
+/* ============================================================================ Stripe webhook events (issue 3) */
+
+/* What a Stripe webhook event's JSON says, read after paywall_stripe_verify has accepted it. The parser is
+ * stateless: processing each event id once is the caller's transaction (insert into paywall.processed_events, skip
+ * the event when the id is already there, acknowledge it with 200 either way), and paywall_event_should_apply
+ * decides whether a subscription event is newer than what the store holds. */
+
+#define PAYWALL_EVENT_BYTES_MAX (1024 * 1024)  /* real events are a few KB; Stripe caps objects far below this */
+#define PAYWALL_EVENT_DEPTH_MAX 64             /* nesting of arrays and objects; real events stay under 15 */
+#define PAYWALL_EVENT_ID_MAX    255            /* characters of a Stripe id ([A-Za-z0-9_]) or of a user id */
+#define PAYWALL_EVENT_TEXT_MAX  512            /* bytes of an email, name or address field */
+#define PAYWALL_EVENT_TIME_MAX  253402300799LL /* 9999-12-31T23:59:59Z, the end of what timestamptz prints */
+
+typedef enum {
+    PAYWALL_EVENT_OTHER, /* any other type: acknowledged and ignored */
+    PAYWALL_EVENT_CHECKOUT_COMPLETED,
+    PAYWALL_EVENT_SUBSCRIPTION_CREATED,
+    PAYWALL_EVENT_SUBSCRIPTION_UPDATED,
+    PAYWALL_EVENT_SUBSCRIPTION_DELETED,
+    PAYWALL_EVENT_INVOICE_PAID,
+    PAYWALL_EVENT_INVOICE_PAYMENT_FAILED,
+} paywall_event_type;
+
+/* A postal address from Checkout. Every member is NULL or a NUL-terminated UTF-8 string of 1 to
+ * PAYWALL_EVENT_TEXT_MAX bytes without control characters (C0, DEL, C1), so it can go into a CSV cell as it is
+ * (after the usual = + - @ neutralisation). */
+typedef struct {
+    const char *name;
+    const char *company; /* collected_information.business_name or customer_details.business_name */
+    const char *line1;
+    const char *line2;
+    const char *postal_code;
+    const char *city;
+    const char *state;
+    const char *country; /* two upper-case letters (ISO 3166-1 alpha-2) */
+} paywall_event_address;
+
+/* checkout.session.completed */
+typedef struct {
+    const char *session_id;
+    const char *user_id;        /* client_reference_id: the id our checkout gave Stripe; NULL when none */
+    const char *customer;       /* NULL in payment mode without a customer */
+    const char *email;          /* customer_details.email, else customer_email; NULL when none or refused */
+    const char *subscription;   /* NULL unless mode is subscription */
+    const char *mode;           /* "subscription", "payment", "setup" (or a mode Stripe adds later) */
+    const char *payment_status; /* "paid", "unpaid", "no_payment_required"; NULL when absent */
+    int has_amount_total;
+    long long amount_total; /* cents, >= 0 */
+    char currency[4];       /* three lower-case letters, "" when absent */
+    int has_shipping;
+    paywall_event_address shipping; /* shipping_details (API <= 2025-02-24), collected_information.shipping_details
+                                       (2025-03-31 and later) or shipping (before 2022-08-01) */
+} paywall_event_checkout;
+
+/* customer.subscription.created / updated / deleted */
+typedef struct {
+    const char *subscription;
+    const char *customer;
+    const char *status_text; /* as Stripe sent it, for logs and the store */
+    paywall_sub_status status;
+    const char *price_id;      /* items.data[0].price.id */
+    time_t current_period_end; /* top level (API <= 2025-02-24) or items.data[0] (2025-03-31 and later) */
+    int cancel_at_period_end;
+    time_t cancel_at;    /* 0 = none */
+    time_t canceled_at;  /* 0 = none */
+    const char *user_id; /* metadata.user_id (set through subscription_data.metadata at checkout); NULL when none */
+} paywall_event_subscription;
+
+/* invoice.paid / invoice.payment_failed */
+typedef struct {
+    const char *invoice;
+    const char *customer;
+    const char *subscription; /* top level (API <= 2025-02-24) or parent.subscription_details.subscription; NULL for
+                                 an invoice no subscription made */
+    long long amount_paid;    /* cents, >= 0 */
+    long long amount_due;     /* cents, >= 0 */
+    char currency[4];
+    const char *status;         /* "paid", "open", ...; NULL when Stripe sent null */
+    const char *billing_reason; /* "subscription_create", "subscription_cycle", ...; NULL when none */
+} paywall_event_invoice;
+
+typedef struct {
+    const char *id;        /* evt_... */
+    const char *type_text; /* as Stripe sent it, also for PAYWALL_EVENT_OTHER */
+    paywall_event_type type;
+    time_t created;
+    int livemode;
+    const char *api_version; /* NULL when absent */
+    /* Only the member that type names is filled; the others are zero. */
+    paywall_event_checkout checkout;
+    paywall_event_subscription subscription;
+    paywall_event_invoice invoice;
+    /* A field that was dropped rather than refused (an email or address with a control character, or too long),
+     * so that a genuine payment is still recorded: "" when none. The caller logs it with the event id. */
+    char warning[256];
+    void *doc; /* the parsed document the strings point into: private, freed by paywall_event_free */
+} paywall_event;
+
+/* Parses one event. Refuses (-1, message naming the field in err, *out NULL): more than PAYWALL_EVENT_BYTES_MAX
+ * bytes or PAYWALL_EVENT_DEPTH_MAX levels, invalid JSON or UTF-8, duplicate keys, trailing data, a non-object, a
+ * missing or ill-formed id, type, created or livemode; for the handled types, data.object of another object kind,
+ * a required field missing or of the wrong type, an id outside [A-Za-z0-9_]{1,255}, a negative or non-integer amount
+ * or time, an integer too large for 64 bits. Names, addresses and emails with control characters or over
+ * PAYWALL_EVENT_TEXT_MAX bytes are dropped with a warning instead. Returns 0 and *out (free with paywall_event_free).
+ * Fields of other event types and unknown fields are not read. */
+int paywall_event_parse(const char *json, size_t len, paywall_event **out, char *err, size_t errlen);
+void paywall_event_free(paywall_event *event);
+const char *paywall_event_type_name(paywall_event_type type);
+
+/* Whether a customer.subscription.* event should overwrite the stored subscription (has_stored 0: none stored yet).
+ * Stripe does not deliver in order, so: an event older than the last one applied is skipped; canceled and
+ * incomplete_expired are final (Stripe never revives them), so only another deleted event may follow; on the same
+ * second a created event loses (it comes first in Stripe's own order), the others win. Other event types: 1. */
+int paywall_event_should_apply(const paywall_event *event, int has_stored, time_t stored_event_created,
+                               paywall_sub_status stored_status);
+
+/* ---------------------------------------------------------------------------------------- plan table */
+
+#define PAYWALL_PLANS_MAX 64
+
+/* PaywallPlan NAME PRICE_ID [print]: the site's plan names for Stripe price ids. */
+typedef struct {
+    const char *name;     /* as in PaywallRequire */
+    const char *price_id; /* price_... */
+    int print;            /* subscribers get the printed edition: their shipping address is kept */
+} paywall_plan;
+
+typedef struct {
+    paywall_plan plans[PAYWALL_PLANS_MAX];
+    size_t nplans;
+} paywall_plans;
+
+/* One PaywallPlan directive: name as for PaywallRequire (not "any"), price_id [A-Za-z0-9_]{1,255}, flag NULL or
+ * "print". A name or a price id given twice is refused, since one price must map to one plan. Keeps the pointers:
+ * the caller keeps the arguments alive. Returns NULL or a static error phrase. */
+const char *paywall_plans_add(paywall_plans *plans, const char *name, const char *price_id, const char *flag);
+/* The plan of a price id (exact match), or NULL. */
+const paywall_plan *paywall_plans_find_price(const paywall_plans *plans, const char *price_id);
+/* The plan of a name (exact match), or NULL. */
+const paywall_plan *paywall_plans_find_name(const paywall_plans *plans, const char *name);
+
 #endif

@@ -47,6 +47,7 @@ typedef struct {
     const char *id;
     session_shared_record record;
     int loaded;
+    session_rec *z; /* what mod_session got from us: it must get the same one on every load of the request */
 } session_shared_request;
 
 static void *session_shared_create_dir_conf(apr_pool_t *p, char *dir)
@@ -441,17 +442,25 @@ static apr_status_t session_shared_session_load(request_rec *r, session_rec **z)
 
     if (state == NULL)
         return DECLINED;
-    *z = NULL;
-    if (state->record.state != SESSION_SHARED_FOUND)
+    /* mod_session loads again in its output filter and keeps no copy itself: a module that changed the session
+     * (mod_auth_form's login) must find its change there, so the request keeps one session_rec. */
+    if (state->z) {
+        /* already decoded into its entries: decoding the stored text again would undo the changes */
+        state->z->encoded = NULL;
+        *z = state->z;
         return OK;
-    encoded = session_shared_to_urlencoded(state->record.session);
-    if (encoded == NULL)
-        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     zz = apr_pcalloc(r->pool, sizeof(*zz));
     zz->pool = r->pool;
     zz->entries = apr_table_make(r->pool, 10);
-    zz->encoded = apr_pstrdup(r->pool, encoded);
-    free(encoded);
+    if (state->record.state == SESSION_SHARED_FOUND) {
+        encoded = session_shared_to_urlencoded(state->record.session);
+        if (encoded == NULL)
+            return HTTP_INTERNAL_SERVER_ERROR;
+        zz->encoded = apr_pstrdup(r->pool, encoded);
+        free(encoded);
+    }
+    state->z = zz;
     *z = zz;
     return OK;
 }
@@ -503,8 +512,8 @@ static apr_status_t session_shared_session_save(request_rec *r, session_rec *z)
         phpser_session_free(session);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    /* A login, logout or change of user (mod_auth_form's MOD_SESSION_USER) moves the session to a new id. */
-    if (!is_new && session_shared_value_changed(state->record.session, session, MOD_SESSION_USER)) {
+    /* A login, logout or change of user (mod_auth_form's "user" or "<AuthName>-user") moves the session to a new id. */
+    if (!is_new && session_shared_user_changed(state->record.session, session)) {
         if (crypto_session_id_new(id, SESSION_SHARED_ID_CHARS) != 0) {
             phpser_session_free(session);
             free(data);

@@ -79,6 +79,8 @@ static void ngx_http_session_shared_sync_thread(void *data, ngx_log_t *log);
 static void ngx_http_session_shared_sync_done(ngx_event_t *ev);
 static ngx_int_t ngx_http_session_shared_id_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_uint_t ngx_http_session_shared_key_matches(ngx_str_t *key,
+    ngx_str_t *name);
 static ngx_int_t ngx_http_session_shared_key_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_session_shared_add_variables(ngx_conf_t *cf);
@@ -756,6 +758,28 @@ ngx_http_session_shared_id_variable(ngx_http_request_t *r,
 }
 
 
+static ngx_uint_t
+ngx_http_session_shared_key_matches(ngx_str_t *key, ngx_str_t *name)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    for (i = 0; i < key->len; i++) {
+        c = ngx_tolower(key->data[i]);
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+            c = '_';
+        }
+
+        if (c != ngx_tolower(name->data[i])) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 static ngx_int_t
 ngx_http_session_shared_key_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
@@ -783,13 +807,16 @@ ngx_http_session_shared_key_variable(ngx_http_request_t *r,
     key.data = name->data + ngx_http_session_shared_prefix_name.len;
     key.len = name->len - ngx_http_session_shared_prefix_name.len;
 
-    /* only what session_shared_export lists; nginx lowercases names */
+    /*
+     * only what session_shared_export lists; a variable name is the key
+     * in lower case with any other character than [a-z0-9_] as "_"
+     */
 
     exported = ctx->conf->exports->elts;
 
     for (i = 0; i < ctx->conf->exports->nelts; i++) {
         if (exported[i].len == key.len
-            && ngx_strncasecmp(exported[i].data, key.data, key.len) == 0)
+            && ngx_http_session_shared_key_matches(&exported[i], &key))
         {
             break;
         }

@@ -1251,6 +1251,29 @@ int session_shared_value_changed(const phpser_session *before, const phpser_sess
     return changed;
 }
 
+static int session_shared_is_user_key(const phpser_entry *entry)
+{
+    return (entry->name_len == 4 && memcmp(entry->name, "user", 4) == 0) ||
+           (entry->name_len > 5 && memcmp(entry->name + entry->name_len - 5, "-user", 5) == 0);
+}
+
+static int session_shared_user_changed_one_way(const phpser_session *from, const phpser_session *to)
+{
+    size_t i, count = from ? phpser_session_count(from) : 0;
+
+    for (i = 0; i < count; i++) {
+        const phpser_entry *entry = phpser_session_entry(from, i);
+        if (session_shared_is_user_key(entry) && session_shared_value_changed(from, to, entry->name))
+            return 1;
+    }
+    return 0;
+}
+
+int session_shared_user_changed(const phpser_session *before, const phpser_session *after)
+{
+    return session_shared_user_changed_one_way(before, after) || session_shared_user_changed_one_way(after, before);
+}
+
 static int session_shared_hexval(char c)
 {
     if (c >= '0' && c <= '9')

@@ -129,6 +129,8 @@ char *session_shared_to_urlencoded(const phpser_session *session);
 /* Whether key's value differs between two versions of a session (present in one only counts): a login, logout or
  * change of user, after which the session gets a new id so that an id seen before the change is worth nothing. */
 int session_shared_value_changed(const phpser_session *before, const phpser_session *after, const char *key);
+/* The same for the keys that name the logged-in user in mod_session: mod_auth_form's "user", or "<AuthName>-user". */
+int session_shared_user_changed(const phpser_session *before, const phpser_session *after);
 int session_shared_apply_urlencoded(phpser_session *session, const char *encoded, size_t len);
 
 #endif

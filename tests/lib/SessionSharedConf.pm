@@ -23,7 +23,7 @@ sub session_conf {
         "session_shared_export @export;", $o{extra_nginx} // '';
     # nginx passes variables to PHP explicitly; Apache passes its whole environment.
     my $nginx_php = join "\n", 'fastcgi_param SESSION_ID $session_shared_id if_not_empty;',
-        map { my $v = "SESSION_" . uc($_); "fastcgi_param $v \$session_shared_$_ if_not_empty;" } @export;
+        map { (my $n = lc $_) =~ s/[^a-z0-9_]/_/g; "fastcgi_param SESSION_\U$n\E \$session_shared_$n if_not_empty;" } @export;
     return (apache => $apache, nginx => $nginx, nginx_php => $nginx_php);
 }
 

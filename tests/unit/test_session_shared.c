@@ -203,6 +203,8 @@ static void test_value_changed(void **state)
     assert_false(session_shared_value_changed(d, d, "user"));    /* anonymous both times */
     assert_false(session_shared_value_changed(NULL, d, "user")); /* new session, still anonymous */
     assert_false(session_shared_value_changed(e, f, "user"));    /* 7 and "7" are the same user to PHP's eyes */
+    assert_true(session_shared_user_changed(d, a));              /* login */
+    assert_false(session_shared_user_changed(a, b));             /* same user */
     phpser_session_free(a);
     phpser_session_free(b);
     phpser_session_free(c);
