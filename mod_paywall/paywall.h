@@ -264,7 +264,7 @@ typedef struct {
     const char *session_id;
     const char *user_id;        /* client_reference_id: the id our checkout gave Stripe; NULL when none */
     const char *customer;       /* NULL in payment mode without a customer */
-    const char *email;          /* customer_details.email, else customer_email; NULL when none or refused */
+    const char *email;          /* customer_details.email, else customer_email; NULL when none or dropped */
     const char *subscription;   /* NULL unless mode is subscription */
     const char *mode;           /* "subscription", "payment", "setup" (or a mode Stripe adds later) */
     const char *payment_status; /* "paid", "unpaid", "no_payment_required"; NULL when absent */

@@ -439,8 +439,8 @@ static int paywall_event_parse_checkout(paywall_event_ctx *ctx, json_t *session)
 {
     paywall_event_checkout *c = &ctx->event->checkout;
     json_t *details, *collected;
-    const char *company = NULL, *email = NULL;
-    int dropped = 0;
+    const char *company = NULL, *details_company = NULL, *details_email = NULL, *prefilled_email = NULL;
+    int dropped = 0, details_dropped = 0;
 
     if (paywall_event_check_kind(ctx, session, "checkout.session") != 0 ||
         paywall_event_get_id(ctx, session, "id", "data.object.id", 1, 0, &c->session_id) != 0 ||
@@ -459,25 +459,26 @@ static int paywall_event_parse_checkout(paywall_event_ctx *ctx, json_t *session)
                                  &collected) != 0) {
         return -1;
     }
-    /* customer_details.email is what the customer finally typed; customer_email only what our checkout prefilled. */
-    if (details != NULL &&
-        paywall_event_get_text(ctx, details, "email", "data.object.customer_details.email", &email, &dropped) != 0) {
-        return -1;
-    }
-    if (email == NULL &&
-        paywall_event_get_text(ctx, session, "customer_email", "data.object.customer_email", &email, &dropped) != 0) {
-        return -1;
-    }
-    c->email = email;
-    if (collected != NULL &&
-        paywall_event_get_text(ctx, collected, "business_name", "data.object.collected_information.business_name",
-                               &company, &dropped) != 0) {
-        return -1;
-    }
-    if (company == NULL && details != NULL &&
-        paywall_event_get_text(ctx, details, "business_name", "data.object.customer_details.business_name", &company,
+    /* Both places are read (and type-checked) whichever is used. customer_details.email is what the customer finally
+     * typed, customer_email only what our checkout prefilled: when the first is there but dropped, no email is
+     * better than the stale one. */
+    if ((details != NULL && paywall_event_get_text(ctx, details, "email", "data.object.customer_details.email",
+                                                   &details_email, &details_dropped) != 0) ||
+        paywall_event_get_text(ctx, session, "customer_email", "data.object.customer_email", &prefilled_email,
                                &dropped) != 0) {
         return -1;
+    }
+    c->email = details_email != NULL || details_dropped ? details_email : prefilled_email;
+    if ((collected != NULL &&
+         paywall_event_get_text(ctx, collected, "business_name", "data.object.collected_information.business_name",
+                                &company, &dropped) != 0) ||
+        (details != NULL &&
+         paywall_event_get_text(ctx, details, "business_name", "data.object.customer_details.business_name",
+                                &details_company, &dropped) != 0)) {
+        return -1;
+    }
+    if (company == NULL) {
+        company = details_company;
     }
     if (paywall_event_parse_shipping(ctx, session, collected, c) != 0) {
         return -1;

@@ -35,7 +35,7 @@ CREATE TABLE paywall.subscriptions (
     user_id              text        CHECK (user_id ~ '^[A-Za-z0-9._@:+-]{1,255}$'),
     plan                 text        CHECK (char_length(plan) BETWEEN 1 AND 128), -- PaywallPlan name; NULL: unmapped
     price_id             text        NOT NULL CHECK (price_id ~ '^[A-Za-z0-9_]{1,255}$'),
-    status               text        NOT NULL CHECK (status ~ '^[a-z_]{1,64}$'),
+    status               text        NOT NULL CHECK (status ~ '^[A-Za-z0-9._-]{1,64}$'),
     current_period_end   timestamptz NOT NULL,
     cancel_at_period_end boolean     NOT NULL DEFAULT false,
     cancel_at            timestamptz,
