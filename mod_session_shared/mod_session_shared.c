@@ -424,9 +424,8 @@ static int session_shared_log_transaction(request_rec *r)
     if (id == NULL || state->conf->store.postgres == NULL)
         return DECLINED;
     session_shared_sync(state->store, id, strlen(id),
-                        state->id && strcmp(id, state->id) == 0 ? state->record.data : NULL,
-                        state->id && strcmp(id, state->id) == 0 ? state->record.len : 0, apr_time_sec(apr_time_now()),
-                        note, sizeof(note));
+                        state->id && strcmp(id, state->id) == 0 && state->record.data != NULL,
+                        apr_time_sec(apr_time_now()), note, sizeof(note));
     if (note[0])
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "%s", note);
     return DECLINED;

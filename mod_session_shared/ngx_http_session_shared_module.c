@@ -60,8 +60,7 @@ typedef struct {
     session_shared_store          *store;
     session_shared_store_config   *config;
     char                          *id;
-    char                          *loaded;
-    size_t                         loaded_len;
+    ngx_uint_t                     loaded;
     char                           note[512];
 } ngx_http_session_shared_sync_task_t;
 
@@ -389,6 +388,8 @@ ngx_http_session_shared_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
+    ctx->store = sscf->opened;
+
     task = ngx_thread_task_alloc(r->pool,
                                  sizeof(ngx_http_session_shared_load_task_t));
     if (task == NULL) {
@@ -426,10 +427,14 @@ ngx_http_session_shared_load_thread(void *data, ngx_log_t *log)
 
     (void) log;
 
-    ctx->store = session_shared_store_get(&ctx->conf->store, ctx->err,
-                                          sizeof(ctx->err));
+    /* the first task of a process opens the store (it may migrate) */
+
     if (ctx->store == NULL) {
-        return;
+        ctx->store = session_shared_store_get(&ctx->conf->store, ctx->err,
+                                              sizeof(ctx->err));
+        if (ctx->store == NULL) {
+            return;
+        }
     }
 
     session_shared_load(ctx->store, (char *) ctx->id.data, ctx->id.len,
@@ -638,21 +643,13 @@ ngx_http_session_shared_log_handler(ngx_http_request_t *r)
     task->event.data = task;
     task->event.log = ngx_cycle->log;
 
-    st->store = ctx->store;
+    st->store = ctx->store ? ctx->store : sscf->opened;
     st->id = ngx_alloc(id->len + 1, r->connection->log);
 
-    if (ctx->record.data && id->len == ctx->id.len
-        && ngx_strncmp(id->data, ctx->id.data, id->len) == 0)
-    {
-        st->loaded = ngx_alloc(ctx->record.len + 1, r->connection->log);
-        if (st->loaded) {
-            ngx_memcpy(st->loaded, ctx->record.data, ctx->record.len);
-            st->loaded_len = ctx->record.len;
-        }
-    }
+    st->loaded = ctx->record.data && id->len == ctx->id.len
+                 && ngx_strncmp(id->data, ctx->id.data, id->len) == 0;
 
     if (st->id == NULL) {
-        ngx_free(st->loaded);
         ngx_free(task);
         return NGX_OK;
     }
@@ -667,7 +664,6 @@ ngx_http_session_shared_log_handler(ngx_http_request_t *r)
     if (ngx_thread_task_post(sscf->thread_pool, task) != NGX_OK)
     {
         ngx_free(st->id);
-        ngx_free(st->loaded);
         ngx_free(task);
     }
 
@@ -691,8 +687,7 @@ ngx_http_session_shared_sync_thread(void *data, ngx_log_t *log)
     }
 
     session_shared_sync(st->store, st->id, ngx_strlen(st->id), st->loaded,
-                        st->loaded_len, time(NULL), st->note,
-                        sizeof(st->note));
+                        time(NULL), st->note, sizeof(st->note));
 }
 
 
@@ -707,7 +702,6 @@ ngx_http_session_shared_sync_done(ngx_event_t *ev)
     }
 
     ngx_free(st->id);
-    ngx_free(st->loaded);
     ngx_free(task);
 }
 
@@ -791,7 +785,7 @@ ngx_http_session_shared_key_variable(ngx_http_request_t *r,
     ngx_int_t                       rc;
     ngx_str_t                       key, *exported;
     ngx_uint_t                      i;
-    const phpser_entry             *entry;
+    int                             present;
     ngx_http_session_shared_ctx_t  *ctx;
 
     ctx = ngx_http_session_shared_get_ctx(r);
@@ -826,13 +820,13 @@ ngx_http_session_shared_key_variable(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    entry = phpser_session_find(ctx->record.session,
-                                (char *) exported[i].data, exported[i].len);
-    if (entry == NULL || entry->value == NULL) {
+    text = session_shared_value_text(ctx->record.session,
+                                     (char *) exported[i].data,
+                                     exported[i].len, &len, &present);
+    if (!present) {
         return NGX_OK;
     }
 
-    text = phpser_value_to_text(entry->value, &len);
     if (text == NULL) {
         return NGX_ERROR;
     }

@@ -33,7 +33,6 @@ struct session_shared_cached {
 
 struct session_shared_store {
     session_shared_store *next;
-    char *signature; /* every store setting, to find the store of a configuration */
     session_shared_store_config config;
     mc_cluster *mc;
     pg_pool *pg;
@@ -182,17 +181,21 @@ const char *session_shared_check_memcached(const char *servers)
 
 /* ------------------------------------------------------------------------------------------------- stores */
 
-static char *session_shared_signature(const session_shared_store_config *config)
+static int session_shared_same_text(const char *a, const char *b)
 {
-    size_t len =
-        strlen(config->memcached) + (config->postgres ? strlen(config->postgres) : 0) + strlen(config->prefix) + 96;
-    char *signature = malloc(len);
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
 
-    if (signature)
-        snprintf(signature, len, "%s\n%s\n%s\n%u\n%d\n%ld\n%ld\n%ld", config->memcached,
-                 config->postgres ? config->postgres : "", config->prefix, config->replicas, (int)config->format,
-                 config->idle_timeout, config->absolute_timeout, config->cache_ttl_ms);
-    return signature;
+/* Whether a configuration is served by this store: compared field by field, as it runs on every request. */
+static int session_shared_store_serves(const session_shared_store *store, const session_shared_store_config *config)
+{
+    const session_shared_store_config *own = &store->config;
+
+    return own->replicas == config->replicas && own->format == config->format &&
+           own->idle_timeout == config->idle_timeout && own->absolute_timeout == config->absolute_timeout &&
+           own->cache_ttl_ms == config->cache_ttl_ms && session_shared_same_text(own->memcached, config->memcached) &&
+           session_shared_same_text(own->prefix, config->prefix) &&
+           session_shared_same_text(own->postgres, config->postgres);
 }
 
 static void session_shared_cached_free(session_shared_cached *entry)
@@ -223,13 +226,12 @@ static void session_shared_store_free(session_shared_store *store)
     free((char *)store->config.memcached);
     free((char *)store->config.postgres);
     free((char *)store->config.prefix);
-    free(store->signature);
     pthread_mutex_destroy(&store->lock);
     free(store);
 }
 
-static session_shared_store *session_shared_store_open(const session_shared_store_config *config, char *signature,
-                                                       char *err, size_t errlen)
+static session_shared_store *session_shared_store_open(const session_shared_store_config *config, char *err,
+                                                       size_t errlen)
 {
     session_shared_store *store = calloc(1, sizeof(*store));
     mc_config mc = {0};
@@ -237,12 +239,10 @@ static session_shared_store *session_shared_store_open(const session_shared_stor
 
     if (store == NULL) {
         snprintf(err, errlen, "out of memory");
-        free(signature);
         return NULL;
     }
     pthread_mutex_init(&store->lock, NULL);
     pthread_mutex_init(&store->cache_lock, NULL);
-    store->signature = signature;
     store->config = *config;
     store->config.memcached = strdup(config->memcached);
     store->config.postgres = config->postgres ? strdup(config->postgres) : NULL;
@@ -281,25 +281,18 @@ fail:
 
 session_shared_store *session_shared_store_get(const session_shared_store_config *config, char *err, size_t errlen)
 {
-    char *signature = session_shared_signature(config);
     session_shared_store *store;
 
-    if (signature == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
     pthread_mutex_lock(&session_shared_stores_lock);
     for (store = session_shared_stores; store; store = store->next)
-        if (strcmp(store->signature, signature) == 0)
+        if (session_shared_store_serves(store, config))
             break;
     if (store == NULL) {
-        store = session_shared_store_open(config, signature, err, errlen);
+        store = session_shared_store_open(config, err, errlen);
         if (store) {
             store->next = session_shared_stores;
             session_shared_stores = store;
         }
-    } else {
-        free(signature);
     }
     pthread_mutex_unlock(&session_shared_stores_lock);
     return store;
@@ -307,17 +300,13 @@ session_shared_store *session_shared_store_get(const session_shared_store_config
 
 session_shared_store *session_shared_store_find(const session_shared_store_config *config)
 {
-    char *signature = session_shared_signature(config);
-    session_shared_store *store = NULL;
+    session_shared_store *store;
 
-    if (signature == NULL)
-        return NULL;
     pthread_mutex_lock(&session_shared_stores_lock);
     for (store = session_shared_stores; store; store = store->next)
-        if (strcmp(store->signature, signature) == 0)
+        if (session_shared_store_serves(store, config))
             break;
     pthread_mutex_unlock(&session_shared_stores_lock);
-    free(signature);
     return store;
 }
 
@@ -1024,8 +1013,8 @@ int session_shared_destroy(session_shared_store *store, const char *id, size_t i
     return 0;
 }
 
-void session_shared_sync(session_shared_store *store, const char *id, size_t id_len, const char *loaded,
-                         size_t loaded_len, time_t now, char *note, size_t notelen)
+void session_shared_sync(session_shared_store *store, const char *id, size_t id_len, int loaded, time_t now, char *note,
+                         size_t notelen)
 {
     session_shared_keys keys;
     char err[256];
@@ -1038,21 +1027,22 @@ void session_shared_sync(session_shared_store *store, const char *id, size_t id_
         note[0] = '\0';
     if (store->pg == NULL || session_shared_keys_make(store, id, id_len, &keys) != 0)
         return;
-    status = mc_get(store->mc, id, id_len, keys.data, keys.data_len, &value, err, sizeof(err));
+    /* One round trip for the data and its meta; the meta's fingerprint says whether PostgreSQL already has it. */
+    status = mc_get2(store->mc, id, id_len, keys.data, keys.data_len, keys.meta, keys.meta_len, &value, &meta, err,
+                     sizeof(err));
     if (status == MC_OK) {
-        if (loaded == NULL || loaded_len != value.len || memcmp(loaded, value.data, value.len) != 0) {
-            if (mc_get(store->mc, id, id_len, keys.meta, keys.meta_len, &meta, err, sizeof(err)) == MC_OK) {
-                if (session_shared_meta_parse(&meta, &parsed) == 0)
-                    created = parsed.created;
-                free(meta.data);
-            }
-            if (session_shared_pg_write(store, id, id_len, value.data, value.len, created, now, note, notelen, NULL) ==
-                0)
-                session_shared_meta_write(store, id, id_len, &keys, created, now,
-                                          session_shared_fingerprint(value.data, value.len));
+        unsigned long long fingerprint = session_shared_fingerprint(value.data, value.len);
+        unsigned long long durable = 0;
+
+        if (meta.data && session_shared_meta_parse(&meta, &parsed) == 0) {
+            created = parsed.created;
+            durable = parsed.durable;
         }
+        if (durable != fingerprint &&
+            session_shared_pg_write(store, id, id_len, value.data, value.len, created, now, note, notelen, NULL) == 0)
+            session_shared_meta_write(store, id, id_len, &keys, created, now, fingerprint);
         free(value.data);
-    } else if (status == MC_MISS && loaded != NULL) {
+    } else if (status == MC_MISS && loaded) {
         /* Gone from the ring. Only when every node answers that it has no copy did the app destroy the session
          * (session_destroy()), and the durable copy goes too: a node that did not answer may hold the only one. */
         status = mc_get_any_node(store->mc, keys.data, keys.data_len, &value, err, sizeof(err));
@@ -1062,10 +1052,20 @@ void session_shared_sync(session_shared_store *store, const char *id, size_t id_
             session_shared_pg_simple(store, "DELETE FROM session_shared.sessions WHERE id = $1", id, id_len, NULL, note,
                                      notelen, NULL);
     }
+    free(meta.data);
     session_shared_pg_purge(store, now, note, notelen);
 }
 
 /* --------------------------------------------------------------------------------------------- requests */
+
+char *session_shared_value_text(const phpser_session *session, const char *key, size_t key_len, size_t *len,
+                                int *present)
+{
+    const phpser_entry *entry = session ? phpser_session_find(session, key, key_len) : NULL;
+
+    *present = entry != NULL && entry->value != NULL;
+    return *present ? phpser_value_to_text(entry->value, len) : NULL;
+}
 
 void session_shared_env_name(const char *key, char *out, size_t outlen)
 {
@@ -1096,12 +1096,11 @@ int session_shared_export(req_view *req, const char *id, size_t id_len, const se
     if (record->session == NULL)
         return count;
     for (i = 0; i < nkeys; i++) {
-        const phpser_entry *entry = phpser_session_find(record->session, keys[i], strlen(keys[i]));
-        char *text;
+        int present;
+        char *text = session_shared_value_text(record->session, keys[i], strlen(keys[i]), &len, &present);
 
-        if (entry == NULL || entry->value == NULL)
+        if (!present)
             continue;
-        text = phpser_value_to_text(entry->value, &len);
         if (text == NULL)
             return -1;
         session_shared_env_name(keys[i], name, sizeof(name));
@@ -1235,17 +1234,15 @@ char *session_shared_to_urlencoded(const phpser_session *session)
 
 int session_shared_value_changed(const phpser_session *before, const phpser_session *after, const char *key)
 {
-    const phpser_entry *a = before ? phpser_session_find(before, key, strlen(key)) : NULL;
-    const phpser_entry *b = after ? phpser_session_find(after, key, strlen(key)) : NULL;
-    char *ta, *tb;
-    size_t la = 0, lb = 0;
-    int changed;
+    size_t la = 0, lb = 0, key_len = strlen(key);
+    int in_a, in_b, changed;
+    char *ta = session_shared_value_text(before, key, key_len, &la, &in_a);
+    char *tb = session_shared_value_text(after, key, key_len, &lb, &in_b);
 
-    if (a == NULL || a->value == NULL || b == NULL || b->value == NULL)
-        return (a && a->value) != (b && b->value);
-    ta = phpser_value_to_text(a->value, &la);
-    tb = phpser_value_to_text(b->value, &lb);
-    changed = ta == NULL || tb == NULL || la != lb || memcmp(ta, tb, la) != 0;
+    if (!in_a || !in_b)
+        changed = in_a != in_b;
+    else
+        changed = ta == NULL || tb == NULL || la != lb || memcmp(ta, tb, la) != 0;
     free(ta);
     free(tb);
     return changed;

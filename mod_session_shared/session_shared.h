@@ -101,11 +101,17 @@ int session_shared_save(session_shared_store *store, const char *id, size_t id_l
                         time_t created, time_t now, char *err, size_t errlen);
 int session_shared_destroy(session_shared_store *store, const char *id, size_t id_len, char *err, size_t errlen);
 
-/* After the backend answered: copies what it wrote to memcached (a new or changed session) into PostgreSQL, and
- * deletes the durable copy of a session the backend destroyed. loaded is what session_shared_load saw (NULL if
- * nothing). Also purges expired durable rows now and then. A no-op without PostgreSQL. */
-void session_shared_sync(session_shared_store *store, const char *id, size_t id_len, const char *loaded,
-                         size_t loaded_len, time_t now, char *note, size_t notelen);
+/* After the backend answered: copies what it wrote to memcached (a new or changed session, as the meta item's
+ * fingerprint of PostgreSQL's version tells) into PostgreSQL, and deletes the durable copy of a session the
+ * backend destroyed. loaded: the request came with this session. Also purges expired durable rows now and then.
+ * A no-op without PostgreSQL. */
+void session_shared_sync(session_shared_store *store, const char *id, size_t id_len, int loaded, time_t now, char *note,
+                         size_t notelen);
+
+/* The value of a top-level session key as it reaches a backend (phpser_value_to_text), malloc'd; NULL when the
+ * key is absent (*present = 0) or memory ran out (*present = 1). */
+char *session_shared_value_text(const phpser_session *session, const char *key, size_t key_len, size_t *len,
+                                int *present);
 
 /* The environment name a session key is exported under: SESSION_ + the key in upper case, any character outside
  * [A-Z0-9_] as '_'. Writes at most outlen bytes including the NUL. */
