@@ -259,7 +259,8 @@ static int mc_value_copy(mc_value *out, memcached_result_st *result)
     out->data = malloc(len + 1);
     if (out->data == NULL)
         return -1;
-    memcpy(out->data, memcached_result_value(result), len);
+    if (len > 0) /* an empty item has no buffer at all */
+        memcpy(out->data, memcached_result_value(result), len);
     out->data[len] = '\0';
     out->len = len;
     out->flags = memcached_result_flags(result);
