@@ -20,6 +20,7 @@ use lib "$FindBin::Bin/../tests/lib";
 use Getopt::Long;
 use Time::HiRes qw(sleep);
 use ModTest;
+use FakeStripe;
 
 $| = 1;
 my %port = (apache => 8080, nginx => 8081);
@@ -47,7 +48,9 @@ sub snippet {
     }
     open my $fh, '<', $f or die "$f: $!\n";
     local $/;
-    return <$fh>;
+    my $text = <$fh>;
+    $text =~ s/\@STRIPE_API\@/$main::stripe_api/g;
+    return $text;
 }
 
 my $t = ModTest->new(
@@ -60,6 +63,15 @@ my $t = ModTest->new(
     php_ini     => { 'session.cookie_httponly' => 1, 'session.cookie_samesite' => 'Lax',
         'session.use_strict_mode' => 1 },
 );
+
+# mod_paywall's secrets and the routing export's login (demo / demo); Stripe is simulated by the tests' fake API.
+my $demo = $t->prefix . '/demo';
+mkdir $demo;
+$t->write_file('demo/paywall.secret', unpack('H*', join '', map { chr int rand 256 } 1 .. 32) . "\n");
+$t->write_file('demo/stripe.key', "sk_test_demo\n");
+system('htpasswd', '-cbBq', "$demo/htpasswd", 'demo', 'demo') == 0 or die "htpasswd failed\n";
+my $stripe = FakeStripe->start(dir => $demo, key => 'sk_test_demo');
+our $stripe_api = $stripe->url;
 
 my @loaded = map { s{.*/}{}r } @{$built{apache}}, @{$built{nginx}};
 my @snippets = grep { -f "$root/conf/demo/$_.conf" && @{$built{/^(apache|nginx)/ && $1}} }
@@ -77,6 +89,27 @@ $t->start_servers(
     nginx_main    => snippet('nginx-main'),
 );
 
+# Two subscribers to log in as: alice (digital) and bob (print, with the address the mail router gets).
+if (grep { m{/mod_paywall\.so\z} } @{$built{apache}}) {
+    $t->get('apache', '/articles/surgery.php');    # the first gated request creates the paywall schema
+    my %id = map { $_ => `php -r 'echo crc32("$_") % 1000000 + 1;'` } qw(alice bob);
+    my $sql = '';
+    for (['alice', 'digital'], ['bob', 'print']) {
+        my ($name, $plan) = @$_;
+        $sql .= "INSERT INTO paywall.customers (customer_id, user_id, livemode) VALUES ('cus_demo_$name', '$id{$name}', false)"
+            . " ON CONFLICT DO NOTHING;\n"
+            . "INSERT INTO paywall.subscriptions (subscription_id, customer_id, user_id, plan, price_id, status,"
+            . " current_period_end, livemode, last_event_created, last_event_id) VALUES ('sub_demo_$name',"
+            . " 'cus_demo_$name', '$id{$name}', '$plan', 'price_demo_$plan', 'active', now() + interval '1 year', false,"
+            . " now(), 'evt_demo_$name') ON CONFLICT DO NOTHING;\n";
+    }
+    $sql .= "INSERT INTO paywall.shipping_addresses (subscription_id, customer_id, name, line1, postal_code, city,"
+        . " country, source_event_id, valid_from) SELECT 'sub_demo_bob', 'cus_demo_bob', 'Dr Bob Martin',"
+        . " '12 rue de la Paix', '75002', 'Paris', 'FR', 'evt_demo_bob', now() - interval '1 day'"
+        . " WHERE NOT EXISTS (SELECT 1 FROM paywall.shipping_addresses WHERE subscription_id = 'sub_demo_bob');\n";
+    $t->psql($sql);
+}
+
 my $p = $t->prefix;
 print <<"EOF";
 
@@ -86,6 +119,8 @@ print <<"EOF";
     nginx   http://127.0.0.1:$port{nginx}/
 
   Log in on one, open the other: same session (memcached ${\ $t->mc_servers}).
+  Paywall: /articles/surgery.php (3 free views a month, then the teaser); alice and bob are subscribers;
+  routing CSV for the mail router at /export/routing.csv (login demo / demo). Stripe is simulated.
   Modules loaded:  @{[ @loaded ? join(' ', @loaded) : 'none (build them: make)' ]}
   Demo snippets:   @{[ @snippets ? join(' ', map { "conf/demo/$_.conf" } @snippets) : 'none' ]}
 @{[ @skipped ? "  Skipped:         @skipped (no module built for that server)\n" : '' ]}  PostgreSQL:      ${\ $t->pg_conninfo }

@@ -233,7 +233,7 @@ static int mc_is_done(memcached_return_t rc)
     return rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED || mc_is_miss(rc);
 }
 
-typedef enum { MC_OP_GET, MC_OP_GET2, MC_OP_SET, MC_OP_ADD, MC_OP_DELETE } mc_op_kind;
+typedef enum { MC_OP_GET, MC_OP_GET2, MC_OP_SET, MC_OP_ADD, MC_OP_DELETE, MC_OP_INCR } mc_op_kind;
 
 typedef struct {
     mc_op_kind kind;
@@ -250,6 +250,9 @@ typedef struct {
     const char *key2; /* MC_OP_GET2: a second key on the same node, fetched in the same round trip */
     size_t key2_len;
     mc_value *out2;
+    uint64_t delta; /* MC_OP_INCR */
+    uint64_t initial;
+    uint64_t *counter;
 } mc_op;
 
 static int mc_value_copy(mc_value *out, memcached_result_st *result)
@@ -341,6 +344,10 @@ static memcached_return_t mc_op_run_once(memcached_st *memc, mc_op *op)
         break;
     case MC_OP_DELETE:
         rc = memcached_delete_by_key(memc, hash, hash_len, op->key, op->key_len, 0);
+        break;
+    case MC_OP_INCR:
+        rc = memcached_increment_with_initial_by_key(memc, hash, hash_len, op->key, op->key_len, op->delta, op->initial,
+                                                     op->exptime, op->counter);
         break;
     }
     return rc;
@@ -501,6 +508,23 @@ mc_status mc_delete(mc_cluster *cluster, const char *hash_key, size_t hash_len, 
                 .key = key,
                 .key_len = key_len,
                 .what = "memcached delete failed"};
+
+    return mc_ring_run(cluster, &op, err, errlen);
+}
+
+mc_status mc_incr(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
+                  uint64_t delta, uint64_t initial, time_t exptime, uint64_t *value, char *err, size_t errlen)
+{
+    mc_op op = {.kind = MC_OP_INCR,
+                .hash_key = hash_key,
+                .hash_len = hash_len,
+                .key = key,
+                .key_len = key_len,
+                .delta = delta,
+                .initial = initial,
+                .counter = value,
+                .exptime = mc_exptime(exptime),
+                .what = "memcached increment failed"};
 
     return mc_ring_run(cluster, &op, err, errlen);
 }

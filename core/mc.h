@@ -61,5 +61,10 @@ mc_status mc_add(mc_cluster *cluster, const char *hash_key, size_t hash_len, con
                  const char *value, size_t value_len, uint32_t flags, time_t exptime, char *err, size_t errlen);
 mc_status mc_delete(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                     char *err, size_t errlen);
+/* Adds delta to a counter, creating it with initial (and exptime) when absent, in one round trip (binary protocol):
+ * the meters count on every node alike. The expiry is set only when the counter is created. *value gets the new
+ * count. */
+mc_status mc_incr(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
+                  uint64_t delta, uint64_t initial, time_t exptime, uint64_t *value, char *err, size_t errlen);
 
 #endif

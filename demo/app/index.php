@@ -11,8 +11,11 @@ if (isset($_SESSION['user_id'])) {
     page('Hello, ' . $_SESSION['name'],
         '<p>You are user <code>' . h((string)$_SESSION['user_id']) . '</code>. Open the other server: you stay logged in, '
         . 'the session lives in memcached.</p>' . $module
+        . '<p><a href="articles/surgery.php">A subscriber-only article</a> · <a href="subscribe.php">Subscribe</a></p>'
         . '<form method="post" action="logout.php">' . csrf_field() . '<button>Log out</button></form>');
 } else {
     page('Shared sessions demo',
-        '<p>You are not logged in. <a href="login.php">Log in</a> with any name.</p>' . $module);
+        '<p>You are not logged in. <a href="login.php">Log in</a> with any name (<code>alice</code> and <code>bob</code> '
+        . 'are subscribers).</p><p><a href="articles/surgery.php">A subscriber-only article</a>: three free views a '
+        . 'month, then the teaser.</p>' . $module);
 }

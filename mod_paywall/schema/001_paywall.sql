@@ -3,7 +3,7 @@
 
 -- Each event id once: the handler inserts here first, in the same transaction as the changes the event makes, and
 -- acknowledges without applying anything when the id is already present (a replay or a retry Stripe sent after a
--- timeout). Rows older than Stripe's retry window (3 days) are purged by the module.
+-- timeout). Rows are purged by the module after 30 days, well past Stripe's retry window (3 days).
 CREATE TABLE paywall.processed_events (
     event_id      text        PRIMARY KEY CHECK (event_id ~ '^[A-Za-z0-9_]{1,255}$'),
     type          text        NOT NULL CHECK (type ~ '^[A-Za-z0-9._-]{1,255}$'),
@@ -43,6 +43,9 @@ CREATE TABLE paywall.subscriptions (
     -- Set from the event that made the status past_due (or from invoice.payment_failed, whichever comes first),
     -- cleared when it leaves past_due or an invoice is paid: the grace period counts from here.
     past_due_since       timestamptz,
+    -- The created time of the event that set status and past_due_since: invoice events change the status without
+    -- being subscription events, so a subscription event older than the last invoice event keeps its hands off them.
+    status_changed_at    timestamptz NOT NULL DEFAULT now(),
     livemode             boolean     NOT NULL,
     last_event_created   timestamptz NOT NULL,
     last_event_id        text        NOT NULL CHECK (last_event_id ~ '^[A-Za-z0-9_]{1,255}$'),

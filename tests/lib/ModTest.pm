@@ -399,6 +399,8 @@ sub psql {
     my @cmd = ("$BIN{pg}/psql", '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1',
         '-p', $self->{ports}{pg} // croak('postgres was not started'), '-U', 'postgres',
         '-d', $o{dbname} // 'modtest', '-f', $file, @{$o{args} // []});
+    # The statements are UTF-8 whatever the locale the tests run under.
+    local $ENV{PGCLIENTENCODING} = 'UTF8';
     my ($rc, $out, $err) = $self->_capture(@cmd);
     croak "psql failed ($rc): $err" if $rc;
     return $out;
