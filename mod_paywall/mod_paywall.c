@@ -25,7 +25,6 @@
 #define UNSET          -1
 #define FORM_MAX       8192
 #define FILTER_NAME    "PAYWALL"
-#define DEFAULT_TEASER "<div class=\"paywall-cta\"><p>This article is for subscribers.</p></div>"
 
 module AP_MODULE_DECLARE_DATA paywall_module;
 
@@ -159,8 +158,8 @@ static paywall_dir_conf paywall_effective(const paywall_dir_conf *conf)
     if (eff.marker == NULL)
         eff.marker = PAYWALL_FILTER_MARKER_DEFAULT;
     if (eff.teaser == NULL) {
-        eff.teaser = DEFAULT_TEASER;
-        eff.teaser_len = sizeof(DEFAULT_TEASER) - 1;
+        eff.teaser = PAYWALL_FILTER_CTA_DEFAULT;
+        eff.teaser_len = sizeof(PAYWALL_FILTER_CTA_DEFAULT) - 1;
     }
     if (!eff.grace_set)
         eff.grace = PAYWALL_GRACE_DEFAULT;
@@ -612,6 +611,9 @@ static int paywall_fixups(request_rec *r)
     if (r->main)
         return DECLINED;
     conf = paywall_effective(dconf);
+    /* The handlers (checkout, webhook...) are not content to gate. */
+    if (r->handler && strncmp(r->handler, "paywall-", 8) == 0)
+        return DECLINED;
     user = paywall_user(r, &conf);
     paywall_publish_csrf(r, &conf, user);
     if (conf.enabled != 1)
@@ -728,6 +730,8 @@ static apr_status_t paywall_output_filter(ap_filter_t *f, apr_bucket_brigade *bb
             r->status = HTTP_FORBIDDEN;
             ap_set_content_type(r, "text/html; charset=utf-8");
             apr_table_unset(r->headers_out, "Content-Encoding");
+            /* the fragment must not be saved as "issue.pdf" */
+            apr_table_unset(r->headers_out, "Content-Disposition");
             ctx->replaced = 1;
         } else if (!paywall_is_html(r) || apr_table_get(r->headers_out, "Content-Encoding") ||
                    (!state->teaser && conf.structured_data == NULL)) {

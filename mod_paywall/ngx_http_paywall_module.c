@@ -26,8 +26,7 @@
 
 #define NGX_HTTP_PAYWALL_FORM_MAX     8192
 #define NGX_HTTP_PAYWALL_TEASER_MAX   (64 * 1024)
-#define NGX_HTTP_PAYWALL_TEASER                                               \
-    "<div class=\"paywall-cta\"><p>This article is for subscribers.</p></div>"
+#define NGX_HTTP_PAYWALL_TEASER       PAYWALL_FILTER_CTA_DEFAULT
 
 #define NGX_HTTP_PAYWALL_CHECKOUT     1
 #define NGX_HTTP_PAYWALL_PORTAL       2
@@ -114,6 +113,7 @@ typedef struct {
     unsigned                       applied:1;
     unsigned                       teaser:1;
     unsigned                       whole:1;  /* asks for the whole document */
+    unsigned                       private_set:1;
 } ngx_http_paywall_ctx_t;
 
 
@@ -235,6 +235,8 @@ static ngx_int_t ngx_http_paywall_send(ngx_http_request_t *r,
     ngx_uint_t status, u_char *body, size_t len);
 static ngx_int_t ngx_http_paywall_add_header(ngx_http_request_t *r,
     char *key, u_char *value, size_t len);
+static void ngx_http_paywall_drop_header(ngx_http_request_t *r,
+    const char *name);
 static ngx_int_t ngx_http_paywall_source_value(ngx_http_request_t *r,
     ngx_http_paywall_source_t *source, ngx_str_t *value);
 static char *ngx_http_paywall_variable_text(ngx_http_request_t *r,
@@ -605,7 +607,9 @@ ngx_http_paywall_access_handler(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
-    if (!plcf->enable) {
+    /* the handlers (checkout, webhook...) are not content to gate */
+
+    if (!plcf->enable || plcf->handler) {
         return NGX_DECLINED;
     }
 
@@ -861,6 +865,20 @@ ngx_http_paywall_apply(ngx_http_request_t *r, ngx_http_paywall_ctx_t *ctx,
 
     ctx->conf = plcf;
 
+    /* what one visitor may read is not what the next one may */
+
+    if (!ctx->private_set) {
+        ctx->private_set = 1;
+
+        if (ngx_http_paywall_add_header(r, "Cache-Control",
+                                        (u_char *) "private",
+                                        sizeof("private") - 1)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
     if (result->access != PAYWALL_ACCESS_DENIED) {
         return NGX_DECLINED;
     }
@@ -925,27 +943,58 @@ ngx_http_paywall_set_cookie(ngx_http_request_t *r, paywall_result *result)
 }
 
 
+static void
+ngx_http_paywall_drop_header(ngx_http_request_t *r, const char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash && h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            h[i].hash = 0;
+        }
+    }
+}
+
+
 static ngx_int_t
 ngx_http_paywall_redirect(ngx_http_request_t *r, const char *url)
 {
-    size_t            len, n;
-    u_char           *p;
+    char             *location;
     ngx_str_t        *uri;
     ngx_table_elt_t  *h;
 
     uri = &r->main->unparsed_uri;
 
-    n = ngx_escape_uri(NULL, uri->data, uri->len, NGX_ESCAPE_URI_COMPONENT);
+    /* the same bytes as Apache's: one encoder for both */
 
-    len = ngx_strlen(url) + sizeof("?return=") - 1 + uri->len + 2 * n;
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
+    location = paywall_deny_location(url, (const char *) uri->data, uri->len);
+    if (location == NULL) {
         return NGX_ERROR;
     }
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
+        free(location);
         return NGX_ERROR;
     }
 
@@ -954,15 +1003,15 @@ ngx_http_paywall_redirect(ngx_http_request_t *r, const char *url)
     h->next = NULL;
 #endif
     ngx_str_set(&h->key, "Location");
-    h->value.data = p;
+    h->value.len = ngx_strlen(location);
+    h->value.data = ngx_pnalloc(r->pool, h->value.len);
+    if (h->value.data == NULL) {
+        free(location);
+        return NGX_ERROR;
+    }
 
-    p = ngx_cpymem(p, url, ngx_strlen(url));
-    *p++ = ngx_strchr(url, '?') ? '&' : '?';
-    p = ngx_cpymem(p, "return=", sizeof("return=") - 1);
-    p = (u_char *) ngx_escape_uri(p, uri->data, uri->len,
-                                  NGX_ESCAPE_URI_COMPONENT);
-
-    h->value.len = p - h->value.data;
+    ngx_memcpy(h->value.data, location, h->value.len);
+    free(location);
 
     ngx_http_clear_location(r);
     r->headers_out.location = h;
@@ -996,7 +1045,9 @@ ngx_http_paywall_whole_response(ngx_http_request_t *r)
     static ngx_str_t  names[] = {
         ngx_string("range"),
         ngx_string("if-range"),
-        ngx_string("accept-encoding")
+        ngx_string("accept-encoding"),
+        ngx_string("if-none-match"),
+        ngx_string("if-modified-since")
     };
 
     part = &r->headers_in.headers.part;
@@ -1045,6 +1096,8 @@ ngx_http_paywall_whole_response(ngx_http_request_t *r)
 
     r->headers_in.range = NULL;
     r->headers_in.if_range = NULL;
+    r->headers_in.if_none_match = NULL;
+    r->headers_in.if_modified_since = NULL;
 
 #if (NGX_HTTP_GZIP)
     /* no gzip_static either; the header filter lets gzip decide again */
@@ -1238,6 +1291,10 @@ ngx_http_paywall_header_filter(ngx_http_request_t *r)
 
         ngx_http_clear_content_length(r);
         r->headers_out.content_length_n = plcf->teaser.len;
+
+        /* the fragment must not be saved as "issue.pdf" */
+
+        ngx_http_paywall_drop_header(r, "Content-Disposition");
 
     } else {
         ngx_memzero(&fc, sizeof(paywall_filter_config));

@@ -8,10 +8,12 @@
 /* ----------------------------------------------------------------------------------------- HTML rewriter */
 
 #define PAYWALL_FILTER_MARKER_DEFAULT "<!--paywall-->"
-#define PAYWALL_FILTER_MARKER_MAX     255
-#define PAYWALL_FILTER_HOLD_DEFAULT   (256 * 1024) /* bytes of teaser a denied response may hold before its marker */
-#define PAYWALL_FILTER_PENDING_MAX    6            /* "</head" waiting for the byte after it */
-#define PAYWALL_STRUCTURED_DATA_MAX   256          /* bytes of a PaywallStructuredData selector */
+/* PaywallTeaserFile's default: the call to action when the site gives none. */
+#define PAYWALL_FILTER_CTA_DEFAULT  "<div class=\"paywall-cta\"><p>This article is for subscribers.</p></div>"
+#define PAYWALL_FILTER_MARKER_MAX   255
+#define PAYWALL_FILTER_HOLD_DEFAULT (256 * 1024) /* bytes of teaser a denied response may hold before its marker */
+#define PAYWALL_FILTER_PENDING_MAX  6            /* "</head" waiting for the byte after it */
+#define PAYWALL_STRUCTURED_DATA_MAX 256          /* bytes of a PaywallStructuredData selector */
 
 /* How a response ended up; the adapters log the last two (the site forgot the marker, or put it too far down). */
 typedef enum {

@@ -11,6 +11,7 @@ use lib "$FindBin::Bin/../lib";
 
 use Test::More;
 use HTTP::Tiny;
+use POSIX qw(strftime);
 use ModTest;
 use PaywallConf qw(paywall_server paywall_location merge_conf);
 
@@ -82,6 +83,7 @@ for my $s (qw(apache nginx)) {
     like($r->{content}, qr{<script type="application/ld\+json">\{"\@context":"https://schema.org".*"isAccessibleForFree":false.*"cssSelector":"\.article-body"\}\}</script>\s*</head>}s,
         "$s: JSON-LD before </head>");
     length_ok($r, "$s teaser");
+    like($r->{headers}{'cache-control'} // '', qr/\bprivate\b/, "$s: gated answers are private to shared caches");
 
     # Subscribers get the whole page, with the same markup (not cloaking).
     for my $u (qw(u-digital u-trial u-premium u-late u-leaving)) {
@@ -111,6 +113,14 @@ for my $s (qw(apache nginx)) {
     is($env->{PAYWALL_ACCESS}, 'granted', "$s: PAYWALL_ACCESS");
     is($env->{PAYWALL_PLAN}, 'premium', "$s: PAYWALL_PLAN");
     like($env->{PAYWALL_CSRF_TOKEN} // '', qr/^\d+\.[A-Za-z0-9_-]{43}\z/, "$s: PAYWALL_CSRF_TOKEN for a known user");
+
+    # A conditional request that would match any version gets the teaser, not a 304 for the article it never had.
+    $r = page($s, '/articles/story.html', undef, 'If-None-Match' => '*',
+        'If-Modified-Since' => strftime('%a, %d %b %Y %H:%M:%S GMT', gmtime(time + 60)));
+    ok($r->{status} == 200 && $r->{content} =~ /SUBSCRIBE-CTA/, "$s: a conditional request gets the teaser, not 304")
+        or diag("$r->{status} $r->{content}");
+    is(page($s, '/index.html', undef, 'If-None-Match' => '*')->{status}, 304,
+        "$s: (the same condition outside the paywall does give 304)");
 
     # A Range request gets the teaser, not a slice of the article.
     $r = page($s, '/articles/story.html', undef, Range => 'bytes=200-400');
