@@ -139,8 +139,12 @@ for my $s (qw(apache nginx)) {
     my $lines = () = $r->{content} =~ /\r\n/g;
     is($lines, 100003, "$s: 100,000 bulk rows + 2 + the header");
     cmp_ok(length $r->{content}, '>', 8_000_000, "$s: about 9 MB of CSV");
-    cmp_ok($after - $before, '<', 4096, "$s: server memory grew by less than 4 MB ("
-        . int(($after - $before) / 1024) . ' MB) for ' . int(length($r->{content}) / 1048576) . ' MB of CSV');
+    SKIP: {
+        # AddressSanitizer keeps freed memory in quarantine: the plain build's run measures this.
+        skip "$s: memory is not measurable under AddressSanitizer", 1 if $t->sanitized;
+        cmp_ok($after - $before, '<', 4096, "$s: server memory grew by less than 4 MB ("
+            . int(($after - $before) / 1024) . ' MB) for ' . int(length($r->{content}) / 1048576) . ' MB of CSV');
+    }
 }
 
 done_testing();

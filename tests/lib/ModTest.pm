@@ -185,6 +185,8 @@ sub prefix { $_[0]{prefix} }
 sub docroot { $_[0]{docroot} }
 sub port { my ($self, $what) = @_; return $self->{ports}{$what} }
 sub is_root { $IS_ROOT }
+# the servers run with the AddressSanitizer runtime (a --enable-sanitizers build)
+sub sanitized { $_[0]{sanitized} ? 1 : 0 }
 sub startup_times { %{$_[0]{startup} // {}} }
 
 # true when the project's module NAME is built for both servers (or for the one named)
