@@ -7,7 +7,8 @@ $user = $_SESSION['user_id'] ?? null;
 $mc = new Memcached('bench');
 if (!$mc->getServerList()) {
     $mc->setOption(Memcached::OPT_BINARY_PROTOCOL, true);
-    $mc->setOption(Memcached::OPT_LIBKETAMA_COMPATIBLE, true);
+    // libmemcached's MEMCACHED_BEHAVIOR_KETAMA (3), as php-memcached's sessions (and the module) place keys
+    $mc->setOption(3, 1);
     foreach (explode(',', ini_get('session.save_path')) as $server) {
         [$host, $port] = explode(':', trim($server));
         $mc->addServer($host, (int)$port);

@@ -1,8 +1,8 @@
 #!/usr/bin/perl
 # Checkout and billing portal on both servers, against a fake Stripe API that checks the real form-encoded request:
 # the Checkout Session's shape (subscription mode, the user as client_reference_id and subscription metadata, the
-# customer's e-mail, shipping address collection for print plans only, the promotion's coupon from PROMO_* or a
-# promotion code from the form, else Stripe's own code field), 303 to Stripe's URL, CSRF refusals, unknown plans,
+# customer's e-mail, shipping address collection for print plans only, a promotion code from the form, else
+# Stripe's own code field; mod_promo's coupon: 220_promo_discount.t), 303 to Stripe's URL, CSRF refusals, unknown plans,
 # anonymous visitors; a slow or failing Stripe gives a clear error page within the timeout, and the server keeps
 # answering other requests meanwhile.
 
@@ -34,11 +34,7 @@ $t->start_servers(
             'PaywallPlan digital price_digital', 'PaywallPlan print price_print print',
             'PaywallReturnURL /account.html')],
         [paywall_location('/subscribe/checkout', [], handler => 'paywall-checkout')],
-        [paywall_location('/subscribe/portal', [], handler => 'paywall-portal')],
-        # mod_promo publishes these; SetEnv / set stand in for it here.
-        [paywall_location('/promo/checkout', [], handler => 'paywall-checkout',
-            apache_extra => "SetEnv PROMO_CODE CONGRESS26\nSetEnv PROMO_STRIPE_COUPON coupon_first_year",
-            nginx_extra => "set \$promo_code CONGRESS26;\nset \$promo_stripe_coupon coupon_first_year;")]),
+        [paywall_location('/subscribe/portal', [], handler => 'paywall-portal')]),
     nginx_php => PaywallConf::paywall_php_params());
 
 # The token PHP pages put in their forms, as the module publishes it.
@@ -91,12 +87,7 @@ for my $s (qw(apache nginx)) {
     is($p->{discounts}[0]{promotion_code}, 'promo_SPRING', "$s: the promotion code applies");
     ok(!exists $p->{allow_promotion_codes}, "$s: not together with the code field (Stripe refuses both)");
 
-    # mod_promo's promotion: its coupon is the discount, its code goes into the metadata.
-    $r = checkout($s, $user, {plan => 'print', csrf => $csrf}, '/promo/checkout');
-    is($r->{status}, 303, "$s: checkout with a promotion") or diag($r->{content});
-    $p = $stripe->last_request->{params};
-    is($p->{discounts}[0]{coupon}, 'coupon_first_year', "$s: PROMO_STRIPE_COUPON is the discount");
-    is($p->{metadata}{promo_code}, 'CONGRESS26', "$s: PROMO_CODE kept in the session's metadata");
+    # (mod_promo's promotion codes reaching the checkout: tests/integration/220_promo_discount.t)
 
     # Refusals, none reaching Stripe.
     $stripe->clear;

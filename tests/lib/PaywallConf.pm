@@ -4,7 +4,7 @@ package PaywallConf;
 use strict;
 use warnings;
 use Exporter 'import';
-our @EXPORT_OK = qw(nginx_directive paywall_server paywall_location paywall_php_params merge_conf);
+our @EXPORT_OK = qw(nginx_directive paywall_server paywall_location paywall_php_params promo_php_params merge_conf);
 
 # "PaywallRequire digital print" -> "paywall_require digital print;"
 sub nginx_directive {
@@ -28,9 +28,17 @@ sub paywall_php_params {
         qw(paywall_access paywall_plan paywall_meter_remaining paywall_csrf_token session_shared_user_id);
 }
 
+# What mod_promo publishes, for nginx's PHP locations (with the paywall's).
+sub promo_php_params {
+    return join "\n", paywall_php_params(), map { "fastcgi_param \U$_\E \$$_ if_not_empty;" }
+        qw(promo_code promo_stripe_coupon promo_discount promo_first_year_price promo_code_error promo_code_message
+        promo_id);
+}
+
 # A gated location; its PHP scripts go to php-fpm from inside the location on nginx, since a regex location at
 # server level would otherwise take them out of it. %o: handler => 'paywall-checkout' (a handler location instead
-# of a gate), apache_extra / nginx_extra (server-specific lines, e.g. authentication).
+# of a gate), apache_extra / nginx_extra (server-specific lines, e.g. authentication), php_params (nginx's
+# fastcgi_params for the nested PHP location; default paywall_php_params()).
 sub paywall_location {
     my ($path, $lines, %o) = @_;
     my @lines = @{$lines // []};
@@ -45,7 +53,7 @@ sub paywall_location {
     } else {
         $nginx .= "    location ~ \\.php\$ {\n        fastcgi_pass \@FPM\@;\n        include /etc/nginx/fastcgi_params;\n"
             . "        fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;\n"
-            . join('', map { "        $_\n" } split /\n/, paywall_php_params()) . "    }\n";
+            . join('', map { "        $_\n" } split /\n/, $o{php_params} // paywall_php_params()) . "    }\n";
     }
     $nginx .= join('', map { "    $_\n" } split /\n/, $o{nginx_extra}) if $o{nginx_extra};
     $nginx .= "}";
