@@ -9,7 +9,7 @@ PKGS="build-essential autoconf automake libtool pkg-config clang libclang-rt-14-
   apache2 apache2-dev nginx nginx-dev libpcre2-dev zlib1g-dev libssl-dev
   libapr1-dev libaprutil1-dev libmemcached-dev libpq-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev
   memcached postgresql-15 postgresql-contrib php-fpm php-cli php-memcached php-igbinary php-msgpack
-  perl libhttp-tiny-perl libtext-csv-perl wrk curl procps iproute2"
+  perl libhttp-tiny-perl libtext-csv-perl wrk curl procps iproute2 chromium fonts-dejavu-core"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
