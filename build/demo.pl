@@ -21,6 +21,7 @@ use Getopt::Long;
 use Time::HiRes qw(sleep);
 use ModTest;
 use FakeStripe;
+use MIME::Base64 ();
 
 $| = 1;
 my %port = (apache => 8080, nginx => 8081);
@@ -69,7 +70,8 @@ my $demo = $t->prefix . '/demo';
 mkdir $demo;
 $t->write_file('demo/paywall.secret', unpack('H*', join '', map { chr int rand 256 } 1 .. 32) . "\n");
 $t->write_file('demo/stripe.key', "sk_test_demo\n");
-system('htpasswd', '-cbBq', "$demo/htpasswd", 'demo', 'demo') == 0 or die "htpasswd failed\n";
+$t->write_file('demo/promo.secret', unpack('H*', join '', map { chr int rand 256 } 1 .. 32) . "\n");
+system("htpasswd -cbB '$demo/htpasswd' demo demo >/dev/null 2>&1") == 0 or die "htpasswd failed\n";
 my $stripe = FakeStripe->start(dir => $demo, key => 'sk_test_demo');
 our $stripe_api = $stripe->url;
 
@@ -110,6 +112,18 @@ if (grep { m{/mod_paywall\.so\z} } @{$built{apache}}) {
     $t->psql($sql);
 }
 
+# A live promotion with a first-year discount, as an editor would make it on /promo/admin/.
+if (grep { m{/mod_promo\.so\z} } @{$built{apache}}) {
+    require PromoConf;
+    no warnings 'once';
+    local $PromoConf::AUTH = 'Basic ' . MIME::Base64::encode_base64('demo:demo', '');
+    my ($status) = PromoConf::api($t, 'apache', 'POST', 'promotions', PromoConf::promotion(
+        name => 'Year-end offer', headline => 'Year-end offer: 30% off your first year',
+        text => 'Print and digital, cancel any time.', cta_label => 'Subscribe', cta_url => '/subscribe.php',
+        discount => {code => 'YEAREND30', percent_off => 30, duration => 'once', stripe_coupon => 'coupon_demo_30'}));
+    warn "demo promotion not created ($status)\n" unless $status == 201 || $status == 409;
+}
+
 my $p = $t->prefix;
 print <<"EOF";
 
@@ -121,6 +135,7 @@ print <<"EOF";
   Log in on one, open the other: same session (memcached ${\ $t->mc_servers}).
   Paywall: /articles/surgery.php (3 free views a month, then the teaser); alice and bob are subscribers;
   routing CSV for the mail router at /export/routing.csv (login demo / demo). Stripe is simulated.
+  Promotions: the banner on every page; editors' page at /promo/admin/ (login demo / demo); ?promo=YEAREND30.
   Modules loaded:  @{[ @loaded ? join(' ', @loaded) : 'none (build them: make)' ]}
   Demo snippets:   @{[ @snippets ? join(' ', map { "conf/demo/$_.conf" } @snippets) : 'none' ]}
 @{[ @skipped ? "  Skipped:         @skipped (no module built for that server)\n" : '' ]}  PostgreSQL:      ${\ $t->pg_conninfo }
