@@ -34,6 +34,8 @@ extern const size_t promo_admin_page_len;
 
 module AP_MODULE_DECLARE_DATA promo_module;
 
+APLOG_USE_MODULE(promo);
+
 typedef enum { PROMO_USER_SESSION, PROMO_USER_ENV, PROMO_USER_HEADER } promo_user_kind;
 
 typedef struct {
@@ -374,7 +376,7 @@ static void promo_apply_code(request_rec *r, const promo_dir_conf *conf, promo_r
     const promo_promotion *promotion;
     promo_code_status status;
     const char *arg = NULL, *cookie;
-    char code[PROMO_CODE_MAX + 1];
+    char code[PROMO_CODE_MAX + 1], held[PROMO_CODE_MAX + 1];
     apr_size_t len = 0;
     time_t now = apr_time_sec(r->request_time);
 
@@ -404,9 +406,16 @@ static void promo_apply_code(request_rec *r, const promo_dir_conf *conf, promo_r
                                                 : 0);
         }
         if (status == PROMO_CODE_OK) {
-            promo_set_code_cookie(r, conf, promotion);
-            promo_count(state->store, promotion->id, PROMO_COUNT_REDEMPTION, now);
             state->code_promotion = promotion;
+            /* A visitor following the same link again (a reload, a prefetch) holds the code already: one
+             * redemption per visitor, and only when a cookie carries it on. */
+            if (conf->secret &&
+                !((cookie = promo_cookie(r, CODE_COOKIE, &len)) != NULL &&
+                  promo_cookie_parse(conf->secret, conf->secret_len, cookie, len, now, held, sizeof(held)) == 0 &&
+                  strcmp(held, promotion->code) == 0)) {
+                promo_set_code_cookie(r, conf, promotion);
+                promo_count(state->store, promotion->id, PROMO_COUNT_REDEMPTION, now);
+            }
         } else {
             apr_table_setn(r->subprocess_env, "PROMO_CODE_ERROR", promo_code_status_name(status));
             apr_table_setn(r->subprocess_env, "PROMO_CODE_MESSAGE", promo_code_status_message(status));
@@ -522,6 +531,8 @@ static apr_status_t promo_output_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         apr_table_setn(r->subprocess_env, "PROMO_ID", apr_psprintf(r->pool, "%" APR_INT64_T_FMT, (apr_int64_t) promotion->id));
         apr_table_unset(r->headers_out, "Content-Length");
         apr_table_unset(r->headers_out, "ETag");
+        /* The page now holds a banner of this moment: no 304 for a copy with another, or none. */
+        apr_table_unset(r->headers_out, "Last-Modified");
     }
     if (ctx->finished) {
         apr_brigade_cleanup(bb);
@@ -607,7 +618,7 @@ static int promo_click_handler(request_rec *r, promo_dir_conf *conf)
         return promo_text(r, HTTP_NOT_FOUND, "text/plain", "no such promotion\n", 18);
     promo_count(state->store, promotion->id, PROMO_COUNT_CLICK, now);
     /* Following the banner applies its discount, unless the visitor already holds a valid code. */
-    if (promotion->discount != PROMO_DISCOUNT_NONE &&
+    if (promotion->discount != PROMO_DISCOUNT_NONE && conf->secret &&
         promo_code_check(promotion, now, promo_snapshot_redemptions(state->store, state->snapshot, promotion)) ==
             PROMO_CODE_OK &&
         !(conf->secret && (cookie = promo_cookie(r, CODE_COOKIE, &len)) != NULL &&

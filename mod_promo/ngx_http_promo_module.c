@@ -564,6 +564,7 @@ ngx_http_promo_apply_arg(ngx_http_request_t *r,
     promo_code_status       status;
     const promo_promotion  *promotion;
     char                    code[PROMO_CODE_MAX + 1];
+    char                    held[PROMO_CODE_MAX + 1];
 
     now = ngx_time();
     promotion = NULL;
@@ -593,13 +594,29 @@ ngx_http_promo_apply_arg(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    ctx->code = promotion;
+
+    /*
+     * a visitor following the same link again (a reload, a prefetch) holds
+     * the code already: one redemption per visitor, and only when a cookie
+     * carries it on
+     */
+
+    if (ngx_http_promo_valid_cookie(r, plcf, held, sizeof(held)) == NGX_OK
+        && ngx_strcmp(held, promotion->code) == 0)
+    {
+        return NGX_OK;
+    }
+
+    if (plcf->secret.len == 0) {
+        return NGX_OK;
+    }
+
     if (ngx_http_promo_set_code_cookie(r, plcf, promotion) != NGX_OK) {
         return NGX_ERROR;
     }
 
     promo_count(ctx->store, promotion->id, PROMO_COUNT_REDEMPTION, now);
-
-    ctx->code = promotion;
 
     return NGX_OK;
 }
@@ -910,6 +927,10 @@ ngx_http_promo_header_filter(ngx_http_request_t *r)
     ngx_http_clear_content_length(r);
     ngx_http_clear_accept_ranges(r);
     ngx_http_clear_etag(r);
+
+    /* the page now holds a banner of this moment: no 304 for another copy */
+
+    ngx_http_clear_last_modified(r);
     r->allow_ranges = 0;
     r->filter_need_in_memory = 1;
 
@@ -1398,6 +1419,7 @@ ngx_http_promo_click_handler(ngx_http_request_t *r)
     /* following the banner applies its discount, unless a code is held */
 
     if (promotion->discount != PROMO_DISCOUNT_NONE
+        && plcf->secret.len
         && promo_code_check(promotion, now,
                             promo_snapshot_redemptions(ctx->store,
                                                        ctx->snapshot,

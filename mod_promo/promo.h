@@ -181,7 +181,7 @@ typedef enum {
     PROMO_CODE_EXHAUSTED,
 } promo_code_status;
 
-/* A message for the visitor ("This offer ended on 31 December."): short, static. */
+/* A message for the visitor ("This offer has ended."): short, static. */
 const char *promo_code_status_message(promo_code_status status);
 const char *promo_code_status_name(promo_code_status status); /* "ok", "unknown", ... */
 /* Upper-cases and checks a code a visitor typed: 1 to PROMO_CODE_MAX of [A-Za-z0-9_-]. 0 or -1. */

@@ -247,6 +247,11 @@ static int promo_flush_counts(PGconn *conn, const promo_pending_count *counts, s
     PGresult *res;
     size_t i;
 
+    /* All or none: on a failure every count goes back to the process, so none may have been added. */
+    res = pg_exec(conn, "BEGIN", 0, NULL, NULL, NULL, err, errlen);
+    if (res == NULL)
+        return -1;
+    PQclear(res);
     for (i = 0; i < n; i++) {
         snprintf(id, sizeof(id), "%lld", counts[i].id);
         snprintf(day, sizeof(day), "%ld", counts[i].day);
@@ -263,10 +268,17 @@ static int promo_flush_counts(PGconn *conn, const promo_pending_count *counts, s
                       " clicks = promo.daily_counts.clicks + EXCLUDED.clicks,"
                       " redemptions = promo.daily_counts.redemptions + EXCLUDED.redemptions",
                       5, params, NULL, NULL, err, errlen);
-        if (res == NULL)
+        if (res == NULL) {
+            res = PQexec(conn, "ROLLBACK");
+            PQclear(res);
             return -1;
+        }
         PQclear(res);
     }
+    res = pg_exec(conn, "COMMIT", 0, NULL, NULL, NULL, err, errlen);
+    if (res == NULL)
+        return -1;
+    PQclear(res);
     return 0;
 }
 
@@ -285,7 +297,7 @@ static promo_snapshot *promo_load(PGconn *conn, char *err, size_t errlen)
                    * following an old link is told the offer ended rather than that the code does not exist. */
                   " WHERE p.ends_at > now() AND p.enabled"
                   " OR p.code IS NOT NULL AND p.ends_at > now() - interval '90 days'"
-                  " ORDER BY p.id LIMIT 1000",
+                  " ORDER BY p.id DESC LIMIT 1000",
                   0, NULL, NULL, NULL, err, errlen);
     if (res == NULL)
         return NULL;
@@ -590,6 +602,21 @@ void promo_api_save(promo_store *store, long long id, const char *json, size_t l
         return;
     }
     snprintf(idtext, sizeof(idtext), "%lld", id);
+    if (promotion.code) {
+        /* Asked first for a clear 409; the unique index still decides between two editors saving at once. */
+        const char *check[2] = {promotion.code, idtext};
+        res = pg_exec(conn, "SELECT 1 FROM promo.promotions WHERE code = $1 AND id <> $2::bigint", 2, check, NULL, NULL,
+                      err, sizeof(err));
+        if (res && PQntuples(res) > 0) {
+            PQclear(res);
+            pg_pool_release(store->pg, conn, 1);
+            promo_api_error(result, 409, "discount.code", "another promotion already has the code %s", promotion.code);
+            free(body);
+            promo_promotion_clear(&promotion);
+            return;
+        }
+        PQclear(res);
+    }
     snprintf(starts, sizeof(starts), "%lld", (long long)promotion.starts_at);
     snprintf(ends, sizeof(ends), "%lld", (long long)promotion.ends_at);
     {

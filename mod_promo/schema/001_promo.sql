@@ -1,5 +1,6 @@
 -- Promotions as the editors' page writes them, and their counts per day. Every node reads the enabled promotions
--- every PromoRefresh seconds; impressions and clicks are counted in memcached and added here now and then.
+-- every PromoRefresh seconds; impressions, clicks and applied codes are counted in each server process and added
+-- here at each refresh (no database write per request).
 
 CREATE TABLE promo.promotions (
     id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -116,7 +116,7 @@ switch('later', 0);
 # Audiences by mod_paywall's variables (on its gated location) and by login.
 create('subs', name => 'Subscribers', audience => 'subscribers', paths => ['/articles/']);
 create('nonsubs', name => 'Non-subscribers', audience => 'non-subscribers', paths => ['/articles/']);
-create('plan', name => 'Digital plan', audience => 'plans', plans => ['digital'], paths => ['/articles/'], weight => 1000);
+create('plan', name => 'Digital plan', audience => 'plans', plans => ['digital'], paths => ['/articles/']);
 settle();
 for my $s (qw(apache nginx)) {
     my %seen;

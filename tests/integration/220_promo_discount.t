@@ -102,13 +102,19 @@ for my $s (qw(apache nginx)) {
 
 # Redemption limit: the first visitor gets it, the next one is told it is exhausted (counts shared via PostgreSQL).
 my $r = $t->get('apache', '/promo/page.php?promo=ONLYONE');
-ok(ModTest::set_cookie($r, 'promo_code'), 'ONLYONE applied once');
+my $held = ModTest::set_cookie($r, 'promo_code');
+ok($held, 'ONLYONE applied once');
+# The same visitor following the link again (a reload, a prefetch) is not a second redemption.
+for my $s (qw(apache nginx)) {
+    $r = $t->get($s, '/promo/page.php?promo=ONLYONE', {Cookie => "promo_code=$held->{value}"});
+    is(env_of($r)->{PROMO_CODE}, 'ONLYONE', "$s: the holder following the link again keeps the code");
+}
 sleep 1.3;
 $t->get($_, '/index.html') for qw(apache nginx);    # the refresh adds the redemption to PostgreSQL
 sleep 1.3;
 for my $s (qw(apache nginx)) {
     $r = $t->get($s, '/promo/page.php?promo=ONLYONE');
-    is(env_of($r)->{PROMO_CODE_ERROR}, 'exhausted', "$s: ONLYONE is exhausted after one redemption");
+    is(env_of($r)->{PROMO_CODE_ERROR}, 'exhausted', "$s: ONLYONE is exhausted for anyone else after one redemption");
 }
 
 # A click on a banner with a discount applies it.

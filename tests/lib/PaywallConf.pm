@@ -31,8 +31,7 @@ sub paywall_php_params {
 # What mod_promo publishes, for nginx's PHP locations (with the paywall's).
 sub promo_php_params {
     return join "\n", paywall_php_params(), map { "fastcgi_param \U$_\E \$$_ if_not_empty;" }
-        qw(promo_code promo_stripe_coupon promo_discount promo_first_year_price promo_code_error promo_code_message
-        promo_id);
+        qw(promo_code promo_stripe_coupon promo_discount promo_first_year_price promo_code_error promo_code_message);
 }
 
 # A gated location; its PHP scripts go to php-fpm from inside the location on nginx, since a regex location at

@@ -341,8 +341,8 @@ static void test_minimal_defaults(void **state)
     assert_null(p.image_alt);
     assert_string_equal(p.bg_color, "#1d3557");
     assert_string_equal(p.fg_color, "#ffffff");
-    assert_string_equal(p.cta_bg_color, "#e63946");
-    assert_string_equal(p.cta_fg_color, "#ffffff");
+    assert_string_equal(p.cta_bg_color, "#ffd166");
+    assert_string_equal(p.cta_fg_color, "#1d3557");
     assert_int_equal(p.dismiss_days, 30);
     assert_int_equal(p.discount, PROMO_DISCOUNT_NONE);
     assert_null(p.code);
@@ -494,8 +494,8 @@ static void test_to_json_exact(void **state)
                         "\"ends_at\":\"2026-04-01T00:00:00Z\",\"audience\":\"everyone\",\"plans\":[],\"paths\":[],"
                         "\"weight\":100,\"headline\":\"Spring offer\",\"text\":null,\"cta_label\":\"Subscribe\","
                         "\"cta_url\":\"/subscribe\",\"image_wide\":null,\"image_narrow\":null,\"image_alt\":null,"
-                        "\"bg_color\":\"#1d3557\",\"fg_color\":\"#ffffff\",\"cta_bg_color\":\"#e63946\","
-                        "\"cta_fg_color\":\"#ffffff\",\"dismiss_days\":30,\"discount\":null}");
+                        "\"bg_color\":\"#1d3557\",\"fg_color\":\"#ffffff\",\"cta_bg_color\":\"#ffd166\","
+                        "\"cta_fg_color\":\"#1d3557\",\"dismiss_days\":30,\"discount\":null}");
     free(text);
     promo_promotion_clear(&p);
 
