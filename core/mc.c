@@ -233,7 +233,7 @@ static int mc_is_done(memcached_return_t rc)
     return rc == MEMCACHED_SUCCESS || rc == MEMCACHED_BUFFERED || mc_is_miss(rc);
 }
 
-typedef enum { MC_OP_GET, MC_OP_GET2, MC_OP_SET, MC_OP_ADD, MC_OP_DELETE, MC_OP_INCR } mc_op_kind;
+typedef enum { MC_OP_GET, MC_OP_GET2, MC_OP_SET, MC_OP_ADD, MC_OP_DELETE, MC_OP_INCR, MC_OP_DECR } mc_op_kind;
 
 typedef struct {
     mc_op_kind kind;
@@ -348,6 +348,9 @@ static memcached_return_t mc_op_run_once(memcached_st *memc, mc_op *op)
     case MC_OP_INCR:
         rc = memcached_increment_with_initial_by_key(memc, hash, hash_len, op->key, op->key_len, op->delta, op->initial,
                                                      op->exptime, op->counter);
+        break;
+    case MC_OP_DECR:
+        rc = memcached_decrement_by_key(memc, hash, hash_len, op->key, op->key_len, op->delta, op->counter);
         break;
     }
     return rc;
@@ -525,6 +528,21 @@ mc_status mc_incr(mc_cluster *cluster, const char *hash_key, size_t hash_len, co
                 .counter = value,
                 .exptime = mc_exptime(exptime),
                 .what = "memcached increment failed"};
+
+    return mc_ring_run(cluster, &op, err, errlen);
+}
+
+mc_status mc_decr(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
+                  uint64_t delta, uint64_t *value, char *err, size_t errlen)
+{
+    mc_op op = {.kind = MC_OP_DECR,
+                .hash_key = hash_key,
+                .hash_len = hash_len,
+                .key = key,
+                .key_len = key_len,
+                .delta = delta,
+                .counter = value,
+                .what = "memcached decrement failed"};
 
     return mc_ring_run(cluster, &op, err, errlen);
 }

@@ -66,5 +66,9 @@ mc_status mc_delete(mc_cluster *cluster, const char *hash_key, size_t hash_len, 
  * count. */
 mc_status mc_incr(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
                   uint64_t delta, uint64_t initial, time_t exptime, uint64_t *value, char *err, size_t errlen);
+/* Subtracts delta from an existing counter (memcached stops at 0): MC_MISS when there is none. *value gets the new
+ * count. A counter taken away after it was read keeps what others added meanwhile. */
+mc_status mc_decr(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,
+                  uint64_t delta, uint64_t *value, char *err, size_t errlen);
 
 #endif

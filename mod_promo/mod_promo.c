@@ -87,6 +87,7 @@ static void *promo_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
     conf->enabled = add->enabled != UNSET ? add->enabled : base->enabled;
     MERGE_PTR(store.postgres);
+    MERGE_PTR(store.memcached);
     MERGE_SET(store.refresh, refresh_set);
     MERGE_SET(placement, placement_set);
     if (add->secret) {
@@ -140,6 +141,13 @@ static const char *set_postgres(cmd_parms *cmd, void *dconf, const char *value)
 {
     (void) cmd;
     ((promo_dir_conf *) dconf)->store.postgres = value;
+    return NULL;
+}
+
+static const char *set_memcached(cmd_parms *cmd, void *dconf, const char *value)
+{
+    (void) cmd;
+    ((promo_dir_conf *) dconf)->store.memcached = value;
     return NULL;
 }
 
@@ -242,6 +250,8 @@ static const command_rec promo_cmds[] = {
                  "On to inject the promotions' banners into HTML pages here"),
     AP_INIT_TAKE1("PromoPostgres", set_postgres, NULL, RSRC_CONF | ACCESS_CONF,
                   "libpq connection string of the promotions database"),
+    AP_INIT_TAKE1("PromoMemcached", set_memcached, NULL, RSRC_CONF | ACCESS_CONF,
+                  "memcached servers where every node adds its counts (\"host:port,host:port\")"),
     AP_INIT_TAKE1("PromoRefresh", set_refresh, NULL, RSRC_CONF | ACCESS_CONF,
                   "seconds between two reads of the promotions (default 5): the longest a change takes to show"),
     AP_INIT_TAKE12("PromoPlacement", set_placement, NULL, RSRC_CONF | ACCESS_CONF,

@@ -111,6 +111,7 @@ typedef struct {
 typedef struct {
     ngx_flag_t                     enable;
     ngx_str_t                      postgres;
+    ngx_str_t                      memcached;
     ngx_int_t                      refresh;
     promo_placement               *placement;
     ngx_str_t                      secret;
@@ -295,6 +296,13 @@ static ngx_command_t  ngx_http_promo_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_promo_loc_conf_t, postgres),
+      NULL },
+
+    { ngx_string("promo_memcached"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_promo_loc_conf_t, memcached),
       NULL },
 
     { ngx_string("promo_refresh"),
@@ -2738,6 +2746,7 @@ ngx_http_promo_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     conf->postgres = { 0, NULL };
+     *     conf->memcached = { 0, NULL };
      *     conf->secret = { 0, NULL };
      *     conf->base_currency = { 0, NULL };
      *     conf->click_url = { 0, NULL };
@@ -2769,6 +2778,7 @@ ngx_http_promo_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_str_value(conf->postgres, prev->postgres, "");
+    ngx_conf_merge_str_value(conf->memcached, prev->memcached, "");
     ngx_conf_merge_value(conf->refresh, prev->refresh, PROMO_REFRESH_DEFAULT);
     ngx_conf_merge_ptr_value(conf->placement, prev->placement,
                              &ngx_http_promo_after_body);
@@ -2823,7 +2833,11 @@ ngx_http_promo_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     for (s = pmcf->stores; s; s = s->next) {
         if (s->config.refresh == conf->refresh
-            && ngx_strcmp(s->config.postgres, conf->postgres.data) == 0)
+            && ngx_strcmp(s->config.postgres, conf->postgres.data) == 0
+            && (s->config.memcached
+                ? conf->memcached.len
+                  && ngx_strcmp(s->config.memcached, conf->memcached.data) == 0
+                : conf->memcached.len == 0))
         {
             break;
         }
@@ -2838,6 +2852,8 @@ ngx_http_promo_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         /* arguments are NUL-terminated and live as long as the cycle */
 
         s->config.postgres = (const char *) conf->postgres.data;
+        s->config.memcached = conf->memcached.len
+                              ? (const char *) conf->memcached.data : NULL;
         s->config.refresh = (long) conf->refresh;
 
         /* the refresh runs in the pool of the first scope that uses it */

@@ -1,5 +1,6 @@
 #include "promo_store.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -26,6 +27,8 @@ struct promo_store {
     promo_store *next;
     promo_store_config config;
     pg_pool *pg;
+    mc_cluster *mc; /* PromoMemcached: counts shared by every node between two moves to PostgreSQL */
+    int mc_down;
     int migrated;
     pthread_mutex_t lock;
     promo_snapshot *current;
@@ -69,7 +72,9 @@ static void promo_store_free(promo_store *store)
         return;
     promo_snapshot_release(store->current);
     pg_pool_destroy(store->pg);
+    mc_cluster_destroy(store->mc);
     free((char *)store->config.postgres);
+    free((char *)store->config.memcached);
     free(store->counts);
     free(store->flushing);
     pthread_mutex_destroy(&store->lock);
@@ -87,7 +92,8 @@ promo_store *promo_store_get(const promo_store_config *config, char *err, size_t
     }
     pthread_mutex_lock(&promo_stores_lock);
     for (store = promo_stores; store; store = store->next)
-        if (store->config.refresh == config->refresh && promo_same_text(store->config.postgres, config->postgres))
+        if (store->config.refresh == config->refresh && promo_same_text(store->config.postgres, config->postgres) &&
+            promo_same_text(store->config.memcached, config->memcached))
             break;
     if (store == NULL) {
         store = calloc(1, sizeof(*store));
@@ -98,13 +104,26 @@ promo_store *promo_store_get(const promo_store_config *config, char *err, size_t
         pthread_mutex_init(&store->lock, NULL);
         store->config = *config;
         store->config.postgres = strdup(config->postgres);
+        store->config.memcached = config->memcached ? strdup(config->memcached) : NULL;
         pg.conninfo = config->postgres;
-        if (store->config.postgres == NULL || (store->pg = pg_pool_create(&pg, err, errlen)) == NULL) {
-            if (store->config.postgres == NULL)
-                snprintf(err, errlen, "out of memory");
+        if (store->config.postgres == NULL || (config->memcached && store->config.memcached == NULL)) {
+            snprintf(err, errlen, "out of memory");
             promo_store_free(store);
             store = NULL;
             goto out;
+        }
+        if ((store->pg = pg_pool_create(&pg, err, errlen)) == NULL) {
+            promo_store_free(store);
+            store = NULL;
+            goto out;
+        }
+        if (config->memcached) {
+            mc_config mc = {.servers = config->memcached};
+            if ((store->mc = mc_cluster_create(&mc, err, errlen)) == NULL) {
+                promo_store_free(store);
+                store = NULL;
+                goto out;
+            }
         }
         store->next = promo_stores;
         promo_stores = store;
@@ -253,6 +272,8 @@ static int promo_flush_counts(PGconn *conn, const promo_pending_count *counts, s
         return -1;
     PQclear(res);
     for (i = 0; i < n; i++) {
+        if (counts[i].n[0] == 0 && counts[i].n[1] == 0 && counts[i].n[2] == 0)
+            continue;
         snprintf(id, sizeof(id), "%lld", counts[i].id);
         snprintf(day, sizeof(day), "%ld", counts[i].day);
         snprintf(a, sizeof(a), "%lld", counts[i].n[PROMO_COUNT_IMPRESSION]);
@@ -335,6 +356,109 @@ static promo_snapshot *promo_load(PGconn *conn, char *err, size_t errlen)
     return snapshot;
 }
 
+/* ----------------------------------------------------------------------------------- counts in memcached */
+
+static const char *const promo_count_names[3] = {"imp", "clk", "red"};
+
+static size_t promo_count_key(long long id, long day, int kind, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "promo.count.%lld.%ld.%s", id, day, promo_count_names[kind]);
+    return n > 0 && (size_t)n < outlen ? (size_t)n : 0;
+}
+
+/* Adds this process's counts to the counters every node shares. The rows memcached did not take (an outage) are
+ * left in counts with their numbers, the others zeroed: the caller writes the rest to PostgreSQL itself. */
+static void promo_counts_to_memcached(promo_store *store, promo_pending_count *counts, size_t n, char *err,
+                                      size_t errlen)
+{
+    char key[96];
+    size_t i, key_len;
+    uint64_t value;
+    int kind;
+
+    for (i = 0; i < n; i++) {
+        for (kind = 0; kind < 3; kind++) {
+            if (counts[i].n[kind] <= 0 ||
+                (key_len = promo_count_key(counts[i].id, counts[i].day, kind, key, sizeof(key))) == 0)
+                continue;
+            /* Eight days: a node that moves them to PostgreSQL has long done so by then. */
+            if (mc_incr(store->mc, key, key_len, key, key_len, (uint64_t)counts[i].n[kind], (uint64_t)counts[i].n[kind],
+                        8 * 86400, &value, err, errlen) != MC_OK)
+                return;
+            counts[i].n[kind] = 0;
+        }
+    }
+}
+
+/* A shared counter's value, 0 when absent or unreadable. */
+static long long promo_counter(promo_store *store, long long id, long day, int kind)
+{
+    char key[96], err[256];
+    size_t key_len = promo_count_key(id, day, kind, key, sizeof(key));
+    mc_value value;
+    long long n = 0;
+
+    if (key_len && mc_get(store->mc, key, key_len, key, key_len, &value, err, sizeof(err)) == MC_OK) {
+        n = strtoll(value.data, NULL, 10);
+        free(value.data);
+    }
+    return n > 0 ? n : 0;
+}
+
+/* One node at a time (a lock item for one refresh interval) moves the shared counters of the live promotions, for
+ * today and yesterday, into PostgreSQL: added there in one transaction, then taken off the counters (what other
+ * nodes added meanwhile stays). 0, or -1 when PostgreSQL refused. */
+static int promo_counters_to_postgres(promo_store *store, PGconn *conn, const promo_snapshot *snapshot, time_t now,
+                                      char *err, size_t errlen)
+{
+    promo_pending_count *moved;
+    size_t i, n = 0, k;
+    long day, today = (long)(now / 86400);
+    char key[96], lock_err[256];
+    uint64_t left;
+    int kind, rc;
+
+    if (snapshot == NULL || snapshot->count == 0 ||
+        mc_add(store->mc, "promo.count.lock", 16, "promo.count.lock", 16, "1", 1, 0, store->config.refresh, lock_err,
+               sizeof(lock_err)) != MC_OK)
+        return 0;
+    moved = calloc(snapshot->count * 2, sizeof(*moved));
+    if (moved == NULL)
+        return 0;
+    for (i = 0; i < snapshot->count; i++) {
+        for (day = today - 1; day <= today; day++) {
+            moved[n].id = snapshot->items[i].id;
+            moved[n].day = day;
+            for (kind = 0; kind < 3; kind++)
+                moved[n].n[kind] = promo_counter(store, moved[n].id, day, kind);
+            if (moved[n].n[0] || moved[n].n[1] || moved[n].n[2])
+                n++;
+        }
+    }
+    rc = n ? promo_flush_counts(conn, moved, n, err, errlen) : 0;
+    for (k = 0; rc == 0 && k < n; k++)
+        for (kind = 0; kind < 3; kind++) {
+            size_t key_len = promo_count_key(moved[k].id, moved[k].day, kind, key, sizeof(key));
+            if (moved[k].n[kind] > 0 && key_len)
+                mc_decr(store->mc, key, key_len, key, key_len, (uint64_t)moved[k].n[kind], &left, lock_err,
+                        sizeof(lock_err));
+        }
+    free(moved);
+    return rc;
+}
+
+/* Redemptions still in the shared counters (not yet in PostgreSQL), for the promotions with a limit. */
+static void promo_counters_redemptions(promo_store *store, promo_snapshot *snapshot, time_t now)
+{
+    long today = (long)(now / 86400);
+    size_t i;
+
+    for (i = 0; i < snapshot->count; i++)
+        if (snapshot->items[i].max_redemptions > 0)
+            snapshot->redemptions[i] += promo_counter(store, snapshot->items[i].id, today - 1, 2) +
+                                        promo_counter(store, snapshot->items[i].id, today, 2);
+}
+
 void promo_store_refresh(promo_store *store, time_t now, char *note, size_t notelen, int *note_is_error)
 {
     promo_snapshot *fresh = NULL, *old = NULL;
@@ -354,11 +478,18 @@ void promo_store_refresh(promo_store *store, time_t now, char *note, size_t note
     store->ncounts = store->capcounts = 0;
     pthread_mutex_unlock(&store->lock);
 
+    if (store->mc)
+        promo_counts_to_memcached(store, counts, ncounts, err, sizeof(err));
     conn = promo_pg_acquire(store, err, sizeof(err));
     if (conn) {
+        /* What memcached did not take (no PromoMemcached, or an outage) goes to PostgreSQL directly. */
         ok = promo_flush_counts(conn, counts, ncounts, err, sizeof(err)) == 0;
         if (ok)
             fresh = promo_load(conn, err, sizeof(err));
+        if (fresh && store->mc) {
+            promo_counters_to_postgres(store, conn, fresh, now, err, sizeof(err));
+            promo_counters_redemptions(store, fresh, now);
+        }
         pg_pool_release(store->pg, conn, ok && fresh != NULL);
     }
 

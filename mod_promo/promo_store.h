@@ -1,14 +1,17 @@
 /* mod_promo's store side, shared by the Apache and nginx adapters: the promotions every node reads from PostgreSQL
  * at most PromoRefresh seconds apart (a snapshot the requests share without locking each other), the counts of
- * impressions, clicks and applied codes (kept in the process and added to PostgreSQL at each refresh: no database
- * write per request), and the editors' API. Functions marked "never blocks" are safe on nginx's event loop; the
- * others block on PostgreSQL: Apache calls them from request threads, nginx from thread-pool tasks. */
+ * impressions, clicks and applied codes (kept in the process, added at each refresh to memcached counters every
+ * node shares, which one node at a time moves into PostgreSQL; without PromoMemcached each process adds its own to
+ * PostgreSQL: never a network call per request), and the editors' API. Functions marked "never blocks" are safe on
+ * nginx's event loop; the others block on PostgreSQL: Apache calls them from request threads, nginx from thread-pool
+ * tasks. */
 #ifndef PROMO_STORE_H
 #define PROMO_STORE_H
 
 #include <stddef.h>
 #include <time.h>
 
+#include "mc.h"
 #include "pg.h"
 #include "promo.h"
 
@@ -17,8 +20,9 @@ extern const pg_migration promo_migrations[];
 #define PROMO_REFRESH_DEFAULT 5 /* seconds: the longest an editor's change takes to show on every node */
 
 typedef struct {
-    const char *postgres; /* libpq conninfo */
-    long refresh;         /* seconds, 1 to 3600 */
+    const char *postgres;  /* libpq conninfo */
+    const char *memcached; /* PromoMemcached; NULL: each process adds its counts to PostgreSQL itself */
+    long refresh;          /* seconds, 1 to 3600 */
 } promo_store_config;
 
 typedef struct promo_store promo_store;
@@ -48,9 +52,10 @@ long long promo_snapshot_redemptions(promo_store *store, const promo_snapshot *s
 /* 1 when the snapshot is older than the refresh interval (or absent) and no other thread is refreshing: the caller
  * then owns the refresh and must call promo_store_refresh. Never blocks. */
 int promo_store_refresh_due(promo_store *store, time_t now);
-/* Reads the live promotions from PostgreSQL into a new snapshot, and adds this process's counts to
- * promo.daily_counts. Keeps the previous snapshot when PostgreSQL cannot answer (note says so, once per outage).
- * Blocks. */
+/* Reads the live promotions from PostgreSQL into a new snapshot, and hands this process's counts on (memcached, or
+ * PostgreSQL directly); with memcached, the node that takes the lock moves the shared counters to
+ * promo.daily_counts, and redemptions not moved yet count towards the limits. Keeps the previous snapshot when
+ * PostgreSQL cannot answer (note says so, once per outage). Blocks. */
 void promo_store_refresh(promo_store *store, time_t now, char *note, size_t notelen, int *note_is_error);
 
 /* ------------------------------------------------------------------------------------------------- counts */

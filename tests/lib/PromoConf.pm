@@ -14,11 +14,13 @@ our @EXPORT_OK = qw(promo_conf promotion iso editor api);
 my $JSON = JSON::PP->new->utf8->canonical;
 our $AUTH = 'Basic ' . encode_base64('editor:editor-pass', '');
 
-# %o: server (more server-level lines), more (more [apache => , nginx => ] parts), placement, refresh
+# %o: server (more server-level lines), more (more [apache => , nginx => ] parts), placement, refresh, memcached
+# (counts shared through memcached)
 sub promo_conf {
     my (%o) = @_;
     my @server = ('PromoPostgres "@PG@"', 'PromoSecretFile @TMP@/promo.secret', 'PromoRefresh ' . ($o{refresh} // 1),
         'PromoBasePrice 12000 eur', 'Promo On', ($o{placement} ? ("PromoPlacement $o{placement}") : ()),
+        ($o{memcached} ? ('PromoMemcached "@MC@"') : ()),
         @{$o{server} // []});
     my %conf = merge_conf([paywall_server(@server)],
         [paywall_location('/promo/admin/', [], handler => 'promo-admin',
