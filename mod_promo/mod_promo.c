@@ -480,6 +480,21 @@ static int promo_filter_emit(void *data, const char *bytes, size_t len)
     return apr_brigade_write(ctx->out, NULL, NULL, bytes, len) == APR_SUCCESS ? 0 : -1;
 }
 
+static unsigned promo_roll(void)
+{
+    static __thread unsigned long long state;
+
+    if (state == 0) {
+        if (crypto_random_bytes(&state, sizeof(state)) != 0 || state == 0)
+            state = (unsigned long long) apr_time_now() | 1;
+    }
+    /* xorshift64* */
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return (unsigned) ((state * 2685821657736338717ULL) >> 32);
+}
+
 /* The promotion for this page, or NULL: the filter then steps aside. */
 static const promo_promotion *promo_pick(request_rec *r, const promo_dir_conf *conf, promo_request *state)
 {
@@ -500,8 +515,8 @@ static const promo_promotion *promo_pick(request_rec *r, const promo_dir_conf *c
     visit.paywall_plan = apr_table_get(r->subprocess_env, "PAYWALL_PLAN");
     visit.dismissed = promo_cookie(r, "promo_dismissed", &visit.dismissed_len);
     visit.now = apr_time_sec(r->request_time);
-    if (crypto_random_bytes(&roll, sizeof(roll)) != 0)
-        roll = (unsigned) apr_time_now();
+    /* Rotation needs an even spread, not secrecy: a per-thread generator instead of a system call a page. */
+    roll = promo_roll();
     return promo_choose(list, count, &visit, roll);
 }
 
@@ -515,6 +530,7 @@ static apr_status_t promo_output_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         promo_dir_conf conf = promo_effective(ap_get_module_config(r->per_dir_config, &promo_module));
         promo_request *state = ap_get_module_config(promo_first_request(r)->request_config, &promo_module);
         const promo_promotion *promotion;
+        const char *cached;
         char *block;
         size_t len;
 
@@ -527,17 +543,22 @@ static apr_status_t promo_output_filter(ap_filter_t *f, apr_bucket_brigade *bb)
             ap_remove_output_filter(f);
             return ap_pass_brigade(f->next, bb);
         }
-        block = promo_banner_html(promotion, conf.click_url, &len);
-        if (block == NULL) {
-            ap_remove_output_filter(f);
-            return ap_pass_brigade(f->next, bb);
+        /* The snapshot's copy lives as long as the request holds the snapshot. */
+        cached = promo_snapshot_banner(state->snapshot, promotion, conf.click_url, &len);
+        if (cached == NULL) {
+            block = promo_banner_html(promotion, conf.click_url, &len);
+            if (block == NULL) {
+                ap_remove_output_filter(f);
+                return ap_pass_brigade(f->next, bb);
+            }
+            cached = apr_pstrmemdup(r->pool, block, len);
+            free(block);
         }
         ctx = f->ctx = apr_pcalloc(r->pool, sizeof(*ctx));
         ctx->out = apr_brigade_create(r->pool, f->c->bucket_alloc);
         ctx->promotion_id = promotion->id;
         ctx->store = state->store;
-        promo_inject_init(&ctx->inject, &conf.placement, apr_pstrmemdup(r->pool, block, len), len);
-        free(block);
+        promo_inject_init(&ctx->inject, &conf.placement, cached, len);
         apr_table_setn(r->subprocess_env, "PROMO_ID", apr_psprintf(r->pool, "%" APR_INT64_T_FMT, (apr_int64_t) promotion->id));
         apr_table_unset(r->headers_out, "Content-Length");
         apr_table_unset(r->headers_out, "ETag");
@@ -568,6 +589,9 @@ static apr_status_t promo_output_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         }
         if (APR_BUCKET_IS_METADATA(b))
             continue;
+        /* A small page is read faster than it is mapped and unmapped, which a file bucket does by default. */
+        if (APR_BUCKET_IS_FILE(b))
+            apr_bucket_file_enable_mmap(b, 0);
         if (apr_bucket_read(b, &data, &len, APR_BLOCK_READ) != APR_SUCCESS)
             return APR_EGENERAL;
         if (len && promo_inject_feed(&ctx->inject, data, len, promo_filter_emit, ctx) != 0)

@@ -837,6 +837,7 @@ static ngx_int_t
 ngx_http_promo_header_filter(ngx_http_request_t *r)
 {
     char                         *html;
+    const char                   *cached;
     size_t                        len;
     ngx_int_t                     rc;
     ngx_http_promo_ctx_t         *ctx;
@@ -903,20 +904,32 @@ ngx_http_promo_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    html = promo_banner_html(promotion, (char *) plcf->click_url.data, &len);
-    if (html == NULL) {
-        return NGX_ERROR;
-    }
+    /* rendered once per snapshot, which the request holds until its end */
 
-    f->block.data = ngx_pnalloc(r->pool, len);
-    if (f->block.data == NULL) {
+    cached = promo_snapshot_banner(ctx->snapshot, promotion,
+                                   (char *) plcf->click_url.data, &len);
+
+    if (cached) {
+        f->block.data = (u_char *) cached;
+        f->block.len = len;
+
+    } else {
+        html = promo_banner_html(promotion, (char *) plcf->click_url.data,
+                                 &len);
+        if (html == NULL) {
+            return NGX_ERROR;
+        }
+
+        f->block.data = ngx_pnalloc(r->pool, len);
+        if (f->block.data == NULL) {
+            free(html);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(f->block.data, html, len);
+        f->block.len = len;
         free(html);
-        return NGX_ERROR;
     }
-
-    ngx_memcpy(f->block.data, html, len);
-    f->block.len = len;
-    free(html);
 
     if (plcf->placement->marker) {
         f->marker.data = (u_char *) plcf->placement->marker;

@@ -10,6 +10,10 @@
 
 struct promo_snapshot {
     unsigned refs; /* atomic: requests release snapshots without their store */
+    pthread_mutex_t banner_lock;
+    char *banner_click_url; /* the click URL the banners were rendered with */
+    char **banners;         /* per item, rendered on first use */
+    size_t *banner_lens;
     promo_promotion *items;
     const promo_promotion **list;
     long long *redemptions; /* PostgreSQL's total per item at load time */
@@ -58,8 +62,15 @@ static void promo_snapshot_free(promo_snapshot *snapshot)
 
     if (snapshot == NULL)
         return;
-    for (i = 0; i < snapshot->count; i++)
+    for (i = 0; i < snapshot->count; i++) {
         promo_promotion_clear(&snapshot->items[i]);
+        if (snapshot->banners)
+            free(snapshot->banners[i]);
+    }
+    free(snapshot->banners);
+    free(snapshot->banner_lens);
+    free(snapshot->banner_click_url);
+    pthread_mutex_destroy(&snapshot->banner_lock);
     free(snapshot->items);
     free(snapshot->list);
     free(snapshot->redemptions);
@@ -206,6 +217,30 @@ const promo_promotion *promo_snapshot_find_id(const promo_snapshot *snapshot, lo
     return NULL;
 }
 
+const char *promo_snapshot_banner(promo_snapshot *snapshot, const promo_promotion *promotion, const char *click_url,
+                                  size_t *len)
+{
+    const char *html = NULL;
+    size_t i;
+
+    if (snapshot == NULL || promotion < snapshot->items || promotion >= snapshot->items + snapshot->count)
+        return NULL;
+    i = (size_t)(promotion - snapshot->items);
+    /* Rendering a banner costs more than the rest of a request's work: once per snapshot, under a lock that is
+     * held only for the first request of each promotion. */
+    pthread_mutex_lock(&snapshot->banner_lock);
+    if (snapshot->banner_click_url == NULL && click_url)
+        snapshot->banner_click_url = strdup(click_url);
+    if (snapshot->banner_click_url && click_url && strcmp(snapshot->banner_click_url, click_url) == 0) {
+        if (snapshot->banners[i] == NULL)
+            snapshot->banners[i] = promo_banner_html(promotion, click_url, &snapshot->banner_lens[i]);
+        html = snapshot->banners[i];
+        *len = snapshot->banner_lens[i];
+    }
+    pthread_mutex_unlock(&snapshot->banner_lock);
+    return html;
+}
+
 long long promo_snapshot_redemptions(promo_store *store, const promo_snapshot *snapshot,
                                      const promo_promotion *promotion)
 {
@@ -325,8 +360,13 @@ static promo_snapshot *promo_load(PGconn *conn, char *err, size_t errlen)
     rows = PQntuples(res);
     n = (size_t)rows;
     snapshot = calloc(1, sizeof(*snapshot));
-    if (snapshot)
-        snapshot->items = calloc(n ? n : 1, sizeof(*snapshot->items));
+    if (snapshot) {
+        pthread_mutex_init(&snapshot->banner_lock, NULL);
+        snapshot->banners = calloc(n ? n : 1, sizeof(*snapshot->banners));
+        snapshot->banner_lens = calloc(n ? n : 1, sizeof(*snapshot->banner_lens));
+        snapshot->items =
+            snapshot->banners && snapshot->banner_lens ? calloc(n ? n : 1, sizeof(*snapshot->items)) : NULL;
+    }
     if (snapshot && snapshot->items)
         snapshot->list = calloc(n ? n : 1, sizeof(*snapshot->list));
     if (snapshot && snapshot->list)

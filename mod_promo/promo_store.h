@@ -45,6 +45,11 @@ void promo_snapshot_release(promo_snapshot *snapshot);
 const promo_promotion *const *promo_snapshot_promotions(const promo_snapshot *snapshot, size_t *count);
 const promo_promotion *promo_snapshot_find_code(const promo_snapshot *snapshot, const char *code);
 const promo_promotion *promo_snapshot_find_id(const promo_snapshot *snapshot, long long id);
+/* The banner of one of the snapshot's promotions (promo_banner_html), rendered once per snapshot: valid while the
+ * snapshot is held. The cache serves one click URL, the first one asked for; for another, NULL (render it yourself).
+ * Never blocks. */
+const char *promo_snapshot_banner(promo_snapshot *snapshot, const promo_promotion *promotion, const char *click_url,
+                                  size_t *len);
 /* Codes applied so far (PostgreSQL's count at the refresh plus this process's since). Never blocks. */
 long long promo_snapshot_redemptions(promo_store *store, const promo_snapshot *snapshot,
                                      const promo_promotion *promotion);
