@@ -68,7 +68,8 @@ typedef struct {
 /* The gate's decision, kept on the first request so that internal redirects neither meter twice nor lose it. */
 typedef struct {
     paywall_result result;
-    int teaser; /* denied with PaywallDeny teaser: the output filter cuts */
+    int teaser;   /* denied with PaywallDeny teaser: the output filter cuts */
+    int observed; /* decided under Paywall Observe: published, never enforced */
 } paywall_request;
 
 /* ------------------------------------------------------------------------------------------ configuration */
@@ -177,6 +178,23 @@ static paywall_dir_conf paywall_effective(const paywall_dir_conf *conf)
 static const char *paywall_error(cmd_parms *cmd, const char *value, const char *why)
 {
     return apr_psprintf(cmd->pool, "%s: invalid value \"%s\": %s", cmd->cmd->name, value, why);
+}
+
+#define PAYWALL_OBSERVE 2 /* Paywall Observe: decide and publish, never deny, never meter */
+
+static const char *set_enabled(cmd_parms *cmd, void *dconf, const char *value)
+{
+    paywall_dir_conf *conf = dconf;
+
+    if (strcasecmp(value, "on") == 0)
+        conf->enabled = 1;
+    else if (strcasecmp(value, "off") == 0)
+        conf->enabled = 0;
+    else if (strcasecmp(value, "observe") == 0)
+        conf->enabled = PAYWALL_OBSERVE;
+    else
+        return paywall_error(cmd, value, "must be On, Off or Observe");
+    return NULL;
 }
 
 static const char *set_memcached(cmd_parms *cmd, void *dconf, const char *value)
@@ -452,8 +470,8 @@ static const char *set_return_url(cmd_parms *cmd, void *dconf, const char *value
 }
 
 static const command_rec paywall_cmds[] = {
-    AP_INIT_FLAG("Paywall", ap_set_flag_slot, (void *) APR_OFFSETOF(paywall_dir_conf, enabled),
-                 RSRC_CONF | ACCESS_CONF, "On to gate this location for subscribers"),
+    AP_INIT_TAKE1("Paywall", set_enabled, NULL, RSRC_CONF | ACCESS_CONF,
+                  "On to gate this location for subscribers; Observe to publish PAYWALL_* without gating"),
     AP_INIT_TAKE1("PaywallPostgres", set_postgres, NULL, RSRC_CONF | ACCESS_CONF,
                   "libpq connection string of the subscriptions database"),
     AP_INIT_TAKE1("PaywallMemcached", set_memcached, NULL, RSRC_CONF | ACCESS_CONF,
@@ -616,15 +634,19 @@ static int paywall_fixups(request_rec *r)
         return DECLINED;
     user = paywall_user(r, &conf);
     paywall_publish_csrf(r, &conf, user);
-    if (conf.enabled != 1)
+    if (conf.enabled != 1 && conf.enabled != PAYWALL_OBSERVE)
         return DECLINED;
 
     state = ap_get_module_config(first->request_config, &paywall_module);
+    /* Observed first, then redirected into a gated location: decide again, with this location's rules. */
+    if (state && state->observed && conf.enabled == 1)
+        state = NULL;
     if (state == NULL) {
         state = apr_pcalloc(first->pool, sizeof(*state));
         memset(&rules, 0, sizeof(rules));
         rules.require = conf.require;
-        rules.meter = conf.meter_set ? &conf.meter : NULL;
+        /* An observed page is no view: it must not use up the meter. */
+        rules.meter = conf.meter_set && conf.enabled != PAYWALL_OBSERVE ? &conf.meter : NULL;
         rules.grace = conf.grace;
         rules.fail_mode = conf.fail_mode;
         rules.crawlers = conf.crawlers;
@@ -663,10 +685,14 @@ static int paywall_fixups(request_rec *r)
                                         PAYWALL_METER_COOKIE_NAME, state->result.meter_cookie,
                                         state->result.meter_cookie_max_age,
                                         ap_http_scheme(r)[4] == 's' ? "; Secure" : ""));
-        state->teaser = state->result.access == PAYWALL_ACCESS_DENIED && conf.deny.kind == PAYWALL_DENY_TEASER;
+        state->observed = conf.enabled == PAYWALL_OBSERVE;
+        state->teaser = !state->observed && state->result.access == PAYWALL_ACCESS_DENIED &&
+                        conf.deny.kind == PAYWALL_DENY_TEASER;
         ap_set_module_config(first->request_config, &paywall_module, state);
     }
     paywall_publish(r, state);
+    if (state->observed || conf.enabled == PAYWALL_OBSERVE)
+        return DECLINED;
     /* What one visitor may read is not what the next one may: no shared cache keeps a gated answer. */
     apr_table_mergen(r->err_headers_out, "Cache-Control", "private");
     if (state->teaser) {

@@ -28,6 +28,8 @@
 #define NGX_HTTP_PAYWALL_TEASER_MAX   (64 * 1024)
 #define NGX_HTTP_PAYWALL_TEASER       PAYWALL_FILTER_CTA_DEFAULT
 
+#define NGX_HTTP_PAYWALL_OBSERVE      2    /* "paywall observe": decide, never deny */
+
 #define NGX_HTTP_PAYWALL_CHECKOUT     1
 #define NGX_HTTP_PAYWALL_PORTAL       2
 #define NGX_HTTP_PAYWALL_WEBHOOK      3
@@ -233,6 +235,8 @@ static ngx_int_t ngx_http_paywall_page(ngx_http_request_t *r,
     ngx_uint_t status, const char *message);
 static ngx_int_t ngx_http_paywall_send(ngx_http_request_t *r,
     ngx_uint_t status, u_char *body, size_t len);
+static char *ngx_http_paywall_set_enable(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_paywall_add_header(ngx_http_request_t *r,
     char *key, u_char *value, size_t len);
 static void ngx_http_paywall_drop_header(ngx_http_request_t *r,
@@ -323,10 +327,10 @@ static ngx_http_paywall_duration_t  ngx_http_paywall_timeout_bounds = {
 static ngx_command_t  ngx_http_paywall_commands[] = {
 
     { ngx_string("paywall"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
-      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_paywall_set_enable,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_paywall_loc_conf_t, enable),
+      0,
       NULL },
 
     { ngx_string("paywall_postgres"),
@@ -859,6 +863,12 @@ ngx_http_paywall_apply(ngx_http_request_t *r, ngx_http_paywall_ctx_t *ctx,
         {
             return NGX_ERROR;
         }
+    }
+
+    /* observed, not gated: the variables are all that was asked for */
+
+    if (plcf->enable == NGX_HTTP_PAYWALL_OBSERVE) {
+        return NGX_DECLINED;
     }
 
     /* the filters follow the last gated location of the request */
@@ -2984,6 +2994,40 @@ ngx_http_paywall_source_value(ngx_http_request_t *r,
 /* a variable's text as a C string, NULL when absent, empty or unknown */
 
 static char *
+ngx_http_paywall_set_enable(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_paywall_loc_conf_t *plcf = conf;
+
+    ngx_str_t  *value;
+
+    if (plcf->enable != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "on") == 0) {
+        plcf->enable = 1;
+
+    } else if (ngx_strcmp(value[1].data, "off") == 0) {
+        plcf->enable = 0;
+
+    } else if (ngx_strcmp(value[1].data, "observe") == 0) {
+        plcf->enable = NGX_HTTP_PAYWALL_OBSERVE;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "it must be \"on\", \"off\" or \"observe\"",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
 ngx_http_paywall_variable_text(ngx_http_request_t *r, ngx_str_t *name,
     ngx_uint_t hash)
 {
@@ -3434,7 +3478,9 @@ ngx_http_paywall_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     conf->store.max_stale = (long) conf->max_stale;
 
     conf->rules.require = conf->require;
-    conf->rules.meter = conf->meter;
+    /* an observed page is no view: it must not use up the meter */
+    conf->rules.meter = conf->enable == NGX_HTTP_PAYWALL_OBSERVE
+                        ? NULL : conf->meter;
     conf->rules.grace = (long) conf->grace;
     conf->rules.fail_mode = (paywall_fail_mode) conf->fail_mode;
     conf->rules.crawlers = conf->crawlers;

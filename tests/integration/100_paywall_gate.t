@@ -32,6 +32,7 @@ sub start {
             $o{deny} // 'PaywallDeny teaser', 'PaywallTeaserFile @TMP@/teaser.html',
             'PaywallStructuredData .article-body'])],
         [paywall_location('/premium/', ['Paywall On', 'PaywallRequire premium', 'PaywallDeny status 402'])],
+        [paywall_location('/promo/', ['Paywall Observe', 'PaywallRequire digital print premium', 'PaywallMeter 1 30d'])],
         @{$o{more} // []});
     $t->start_servers(%conf, nginx_php => PaywallConf::paywall_php_params());
 }
@@ -155,6 +156,21 @@ for my $s (qw(apache nginx)) {
     my $crawler = HTTP::Tiny->new(local_address => '127.0.0.2', timeout => 10, max_redirect => 0);
     $r = $crawler->get($t->url($s, '/articles/story.php'));
     like($r->{content}, qr/<h1 data-access="crawler">.*FULL-TEXT/s, "$s: a listed crawler address reads it all");
+}
+
+# Paywall Observe: the decision is published on an ungated page (a home page, a subscribe page), nothing is
+# withheld and no meter is used.
+for my $s (qw(apache nginx)) {
+    my $env = ModTest::json(page($s, '/promo/env.php', 'u-digital'));
+    is($env->{PAYWALL_ACCESS}, 'granted', "$s: observed: a subscriber is known as one");
+    is($env->{PAYWALL_PLAN}, 'digital', "$s: with the plan");
+    for (1 .. 3) {
+        my $r = page($s, '/promo/env.php');
+        is($r->{status}, 200, "$s: observed: an anonymous visitor is not refused");
+        is(ModTest::json($r)->{PAYWALL_ACCESS}, 'denied', "$s: but known as no subscriber");
+        ok(!ModTest::set_cookie($r, 'paywall_meter'), "$s: and no meter is started");
+    }
+    unlike(page($s, '/promo/page.html')->{headers}{'cache-control'} // '', qr/private/, "$s: observed pages stay cacheable");
 }
 
 # Redirect denial, with the way back.

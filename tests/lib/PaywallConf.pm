@@ -12,7 +12,7 @@ sub nginx_directive {
     my ($name, $args) = $line =~ /^\s*(\S+)\s*(.*?)\s*\z/s or return '';
     (my $snake = $name) =~ s/([a-z])([A-Z])/$1_$2/g;
     $snake = lc $snake;
-    $args = lc $args if $args =~ /^(On|Off)\z/;
+    $args = lc $args if $args =~ /^(On|Off|Observe)\z/;
     return length $args ? "$snake $args;" : "$snake;";
 }
 
