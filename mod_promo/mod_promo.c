@@ -446,8 +446,12 @@ static int promo_fixups(request_rec *r)
 {
     promo_dir_conf conf = promo_effective(ap_get_module_config(r->per_dir_config, &promo_module));
     promo_request *state;
+    apr_size_t len;
 
     if (r->main || conf.store.postgres == NULL)
+        return DECLINED;
+    /* Most requests neither show a banner nor carry a code: they cost no lock and no snapshot. */
+    if (conf.enabled != 1 && !(r->args && strstr(r->args, "promo=")) && !promo_cookie(r, CODE_COOKIE, &len))
         return DECLINED;
     state = promo_request_state(r, &conf);
     if (!state->decided) {
