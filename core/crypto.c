@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -217,4 +219,36 @@ void crypto_hex_encode(const void *in, size_t len, char *out)
         out[2 * i + 1] = digits[p[i] & 0x0f];
     }
     out[2 * len] = '\0';
+}
+
+const char *crypto_read_secret_file(const char *path, size_t min_len, char **out, size_t *out_len, char *err,
+                                    size_t errlen)
+{
+    char buf[4098];
+    size_t n;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read \"%s\": %s", path, strerror(errno));
+        return err;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    n = strcspn(buf, "\r\n");
+    while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+        n--;
+    buf[n] = '\0';
+    if (n < min_len || n > 4096) {
+        snprintf(err, errlen, "\"%s\" must hold a secret of %zu to 4096 bytes on its first line", path, min_len);
+        return err;
+    }
+    *out = malloc(n + 1);
+    if (*out == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return err;
+    }
+    memcpy(*out, buf, n + 1);
+    *out_len = n;
+    return NULL;
 }

@@ -29,4 +29,10 @@ size_t crypto_base64url_decode(const char *in, size_t len, unsigned char *out);
 /* Lower-case hex; out needs 2 * len + 1. */
 void crypto_hex_encode(const void *in, size_t len, char *out);
 
+/* Reads a secret from a file (signing keys, API keys): the first line, without its line end and trailing blanks,
+ * min_len to 4096 bytes. malloc'd NUL-terminated into *out; returns NULL, or err filled with a phrase naming the
+ * file. Servers call it at start-up, as root, so the file can be readable by root alone. */
+const char *crypto_read_secret_file(const char *path, size_t min_len, char **out, size_t *out_len, char *err,
+                                    size_t errlen);
+
 #endif

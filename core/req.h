@@ -19,4 +19,17 @@ struct req_view {
     void *server_ctx; /* request_rec * or ngx_http_request_t * */
 };
 
+/* Where a module finds the visitor's identity (PaywallUser, PromoUser...): session:KEY (mod_session_shared's
+ * exported value), env:NAME (the request environment, REMOTE_USER for the server's own authentication) or
+ * header:NAME. One parser for every module and both servers, so all accept and refuse the same values. */
+typedef enum { REQ_SOURCE_SESSION, REQ_SOURCE_ENV, REQ_SOURCE_HEADER } req_source_kind;
+
+typedef struct {
+    req_source_kind kind;
+    const char *name; /* points into the argument */
+} req_source;
+
+/* NULL, or a short error phrase for the server to report with the directive's name. */
+const char *req_source_parse(const char *arg, req_source *out);
+
 #endif

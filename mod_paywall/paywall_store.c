@@ -60,62 +60,6 @@ int paywall_user_id_valid(const char *id, size_t len)
     return 1;
 }
 
-const char *paywall_parse_user_source(const char *arg, paywall_user_source *out)
-{
-    static const struct {
-        const char *prefix;
-        paywall_user_kind kind;
-    } kinds[] = {{"session:", PAYWALL_USER_SESSION}, {"env:", PAYWALL_USER_ENV}, {"header:", PAYWALL_USER_HEADER}};
-    size_t i, j, n;
-
-    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-        n = strlen(kinds[i].prefix);
-        if (strncmp(arg, kinds[i].prefix, n) != 0)
-            continue;
-        if (arg[n] == '\0' || strlen(arg + n) > 128)
-            return "needs a name of 1 to 128 characters after the colon";
-        for (j = n; arg[j] != '\0'; j++)
-            if (!isalnum((unsigned char)arg[j]) && arg[j] != '_' && arg[j] != '-' && arg[j] != '.')
-                return "names are letters, digits, _ - and .";
-        out->kind = kinds[i].kind;
-        out->name = arg + n;
-        return NULL;
-    }
-    return "must be session:KEY, env:NAME or header:NAME";
-}
-
-const char *paywall_read_secret_file(const char *path, size_t min_len, char **out, size_t *out_len, char *err,
-                                     size_t errlen)
-{
-    char buf[4098];
-    size_t n;
-    FILE *f = fopen(path, "r");
-
-    if (f == NULL) {
-        snprintf(err, errlen, "cannot read \"%s\": %s", path, strerror(errno));
-        return err;
-    }
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    n = strcspn(buf, "\r\n");
-    while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-        n--;
-    buf[n] = '\0';
-    if (n < min_len || n > 4096) {
-        snprintf(err, errlen, "\"%s\" must hold a secret of %zu to 4096 bytes on its first line", path, min_len);
-        return err;
-    }
-    *out = malloc(n + 1);
-    if (*out == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return err;
-    }
-    memcpy(*out, buf, n + 1);
-    *out_len = n;
-    return NULL;
-}
-
 char *paywall_deny_location(const char *url, const char *uri, size_t uri_len)
 {
     static const char hex[] = "0123456789ABCDEF";

@@ -12,6 +12,8 @@
 #include "mc.h"
 #include "paywall.h"
 #include "pg.h"
+#include "req.h"
+#include "crypto.h"
 
 extern const pg_migration paywall_migrations[];
 
@@ -32,20 +34,16 @@ typedef struct {
     long max_stale;        /* PaywallCacheMaxStale, seconds; default PAYWALL_MAX_STALE_DEFAULT */
 } paywall_store_config;
 
-typedef enum { PAYWALL_USER_SESSION, PAYWALL_USER_ENV, PAYWALL_USER_HEADER } paywall_user_kind;
-
-/* PaywallUser session:KEY | env:NAME | header:NAME (default session:user_id). */
-typedef struct {
-    paywall_user_kind kind;
-    const char *name; /* points into the argument */
-} paywall_user_source;
-
-const char *paywall_parse_user_source(const char *arg, paywall_user_source *out);
-/* Reads a secret file (PaywallSecretFile, PaywallStripeKeyFile, PaywallStripeWebhookSecretFile): the first line,
- * without the trailing newline or spaces, at least min_len bytes, at most 4096. malloc'd into *out; returns NULL or
- * an error phrase naming the file (written into err). */
-const char *paywall_read_secret_file(const char *path, size_t min_len, char **out, size_t *out_len, char *err,
-                                     size_t errlen);
+/* PaywallUser session:KEY | env:NAME | header:NAME (default session:user_id): core's request source, under the names
+ * the paywall's code and tests use. */
+typedef req_source_kind paywall_user_kind;
+typedef req_source paywall_user_source;
+#define PAYWALL_USER_SESSION      REQ_SOURCE_SESSION
+#define PAYWALL_USER_ENV          REQ_SOURCE_ENV
+#define PAYWALL_USER_HEADER       REQ_SOURCE_HEADER
+#define paywall_parse_user_source req_source_parse
+/* PaywallSecretFile, PaywallStripeKeyFile, PaywallStripeWebhookSecretFile: crypto_read_secret_file. */
+#define paywall_read_secret_file crypto_read_secret_file
 /* A site user id the gate accepts: 1 to PAYWALL_USER_ID_MAX characters of [A-Za-z0-9._@:+-]. */
 int paywall_user_id_valid(const char *id, size_t len);
 

@@ -20,6 +20,7 @@
 #include "crypto.h"
 #include "promo.h"
 #include "promo_store.h"
+#include "req.h"
 
 #define UNSET           -1
 #define FILTER_NAME     "PROMO"
@@ -36,8 +37,6 @@ module AP_MODULE_DECLARE_DATA promo_module;
 
 APLOG_USE_MODULE(promo);
 
-typedef enum { PROMO_USER_SESSION, PROMO_USER_ENV, PROMO_USER_HEADER } promo_user_kind;
-
 typedef struct {
     int enabled;
     promo_store_config store;
@@ -46,8 +45,7 @@ typedef struct {
     int placement_set;
     const char *secret;
     apr_size_t secret_len;
-    promo_user_kind user_kind;
-    const char *user_name;
+    req_source user; /* name NULL: not set here */
     long long base_price;
     const char *base_currency;
     const char *click_url;
@@ -97,13 +95,7 @@ static void *promo_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
         conf->secret = base->secret;
         conf->secret_len = base->secret_len;
     }
-    if (add->user_name) {
-        conf->user_kind = add->user_kind;
-        conf->user_name = add->user_name;
-    } else {
-        conf->user_kind = base->user_kind;
-        conf->user_name = base->user_name;
-    }
+    conf->user = add->user.name ? add->user : base->user;
     if (add->base_price >= 0) {
         conf->base_price = add->base_price;
         conf->base_currency = add->base_currency;
@@ -123,9 +115,9 @@ static promo_dir_conf promo_effective(const promo_dir_conf *conf)
         eff.store.refresh = PROMO_REFRESH_DEFAULT;
     if (!eff.placement_set)
         eff.placement.kind = PROMO_PLACE_AFTER_BODY;
-    if (eff.user_name == NULL) {
-        eff.user_kind = PROMO_USER_SESSION;
-        eff.user_name = "user_id";
+    if (eff.user.name == NULL) {
+        eff.user.kind = REQ_SOURCE_SESSION;
+        eff.user.name = "user_id";
     }
     if (eff.click_url == NULL)
         eff.click_url = "/promo/click";
@@ -178,47 +170,26 @@ static const char *set_placement(cmd_parms *cmd, void *dconf, const char *kind, 
 static const char *set_secret_file(cmd_parms *cmd, void *dconf, const char *value)
 {
     promo_dir_conf *conf = dconf;
-    const char *path = ap_server_root_relative(cmd->pool, value);
-    apr_file_t *file;
-    char buf[4097];
-    apr_size_t len = sizeof(buf) - 1;
+    char err[512], *secret;
+    size_t len;
 
-    /* Read at start-up, as root, so the file can be readable by root alone. */
-    if (apr_file_open(&file, path, APR_READ, 0, cmd->pool) != APR_SUCCESS)
-        return apr_psprintf(cmd->pool, "%s: cannot read \"%s\"", cmd->cmd->name, path);
-    if (apr_file_read(file, buf, &len) != APR_SUCCESS)
-        len = 0;
-    apr_file_close(file);
-    buf[len] = '\0';
-    len = strcspn(buf, "\r\n");
-    while (len > 0 && (buf[len - 1] == ' ' || buf[len - 1] == '\t'))
-        len--;
-    if (len < SECRET_MIN)
-        return apr_psprintf(cmd->pool, "%s: \"%s\" must hold a secret of at least %d bytes on its first line",
-                            cmd->cmd->name, path, SECRET_MIN);
-    conf->secret = apr_pstrmemdup(cmd->pool, buf, len);
+    if (crypto_read_secret_file(ap_server_root_relative(cmd->pool, value), SECRET_MIN, &secret, &len, err,
+                                sizeof(err)))
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    conf->secret = apr_pstrmemdup(cmd->pool, secret, len);
     conf->secret_len = len;
+    free(secret);
     return NULL;
 }
 
 static const char *set_user(cmd_parms *cmd, void *dconf, const char *value)
 {
     promo_dir_conf *conf = dconf;
-    static const struct {
-        const char *prefix;
-        promo_user_kind kind;
-    } kinds[] = {{"session:", PROMO_USER_SESSION}, {"env:", PROMO_USER_ENV}, {"header:", PROMO_USER_HEADER}};
-    apr_size_t i, n;
+    const char *why = req_source_parse(value, &conf->user);
 
-    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-        n = strlen(kinds[i].prefix);
-        if (strncmp(value, kinds[i].prefix, n) == 0 && value[n] != '\0') {
-            conf->user_kind = kinds[i].kind;
-            conf->user_name = value + n;
-            return NULL;
-        }
-    }
-    return promo_error(cmd, value, "must be session:KEY, env:NAME or header:NAME");
+    if (why)
+        return promo_error(cmd, value, why);
+    return NULL;
 }
 
 static const char *set_base_price(cmd_parms *cmd, void *dconf, const char *cents, const char *currency)
@@ -274,18 +245,18 @@ static const char *promo_user(request_rec *r, const promo_dir_conf *conf)
     char *name;
     apr_size_t i;
 
-    switch (conf->user_kind) {
-    case PROMO_USER_SESSION:
-        name = apr_pstrcat(r->pool, "SESSION_", conf->user_name, NULL);
+    switch (conf->user.kind) {
+    case REQ_SOURCE_SESSION:
+        name = apr_pstrcat(r->pool, "SESSION_", conf->user.name, NULL);
         for (i = 0; name[i]; i++)
             name[i] = apr_isalnum(name[i]) ? apr_toupper(name[i]) : '_';
         return apr_table_get(r->subprocess_env, name);
-    case PROMO_USER_ENV:
-        if (strcmp(conf->user_name, "REMOTE_USER") == 0 && r->user)
+    case REQ_SOURCE_ENV:
+        if (strcmp(conf->user.name, "REMOTE_USER") == 0 && r->user)
             return r->user;
-        return apr_table_get(r->subprocess_env, conf->user_name);
-    case PROMO_USER_HEADER:
-        return apr_table_get(r->headers_in, conf->user_name);
+        return apr_table_get(r->subprocess_env, conf->user.name);
+    case REQ_SOURCE_HEADER:
+        return apr_table_get(r->headers_in, conf->user.name);
     }
     return NULL;
 }

@@ -17,6 +17,7 @@
 #include "crypto.h"
 #include "promo.h"
 #include "promo_store.h"
+#include "req.h"
 
 
 #if !(NGX_THREADS)
@@ -43,7 +44,6 @@
 
 #define NGX_HTTP_PROMO_BODY_MAX       (64 * 1024)
 #define NGX_HTTP_PROMO_SECRET_MIN     16
-#define NGX_HTTP_PROMO_SECRET_READ    4096
 #define NGX_HTTP_PROMO_PRICE_MAX      100000000
 #define NGX_HTTP_PROMO_LOGGED_CODE    64
 
@@ -2981,12 +2981,9 @@ ngx_http_promo_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_promo_loc_conf_t *plcf = conf;
 
-    char        *rv;
+    char        *secret, err[512];
     size_t       len;
-    ssize_t      n;
     ngx_str_t   *value, name;
-    ngx_file_t   file;
-    u_char       buf[NGX_HTTP_PROMO_SECRET_READ];
 
     if (plcf->secret.data) {
         return "is duplicate";
@@ -2999,66 +2996,30 @@ ngx_http_promo_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ngx_memzero(&file, sizeof(ngx_file_t));
+    /* the same reader as paywall_secret_file's, in core/ */
 
-    file.name = name;
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%s\" failed", name.data);
+    if (crypto_read_secret_file((char *) name.data, NGX_HTTP_PROMO_SECRET_MIN,
+                                &secret, &len, err, sizeof(err))
+        != NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
         return NGX_CONF_ERROR;
-    }
-
-    rv = NGX_CONF_ERROR;
-
-    n = ngx_read_file(&file, buf, sizeof(buf), 0);
-
-    if (n == NGX_ERROR) {
-        goto done;
-    }
-
-    for (len = 0; len < (size_t) n; len++) {
-        if (buf[len] == CR || buf[len] == LF) {
-            break;
-        }
-    }
-
-    while (len > 0 && (buf[len - 1] == ' ' || buf[len - 1] == '\t')) {
-        len--;
-    }
-
-    if (len < NGX_HTTP_PROMO_SECRET_MIN) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%s\" must hold a secret of at least %d bytes "
-                           "on its first line",
-                           name.data, NGX_HTTP_PROMO_SECRET_MIN);
-        goto done;
     }
 
     plcf->secret.data = ngx_pnalloc(cf->pool, len + 1);
     if (plcf->secret.data == NULL) {
-        goto done;
+        ngx_explicit_memzero(secret, len);
+        free(secret);
+        return NGX_CONF_ERROR;
     }
 
-    ngx_memcpy(plcf->secret.data, buf, len);
-    plcf->secret.data[len] = '\0';
+    ngx_memcpy(plcf->secret.data, secret, len + 1);
     plcf->secret.len = len;
 
-    rv = NGX_CONF_OK;
+    ngx_explicit_memzero(secret, len);
+    free(secret);
 
-done:
-
-    ngx_explicit_memzero(buf, sizeof(buf));
-
-    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
-                      ngx_close_file_n " \"%s\" failed", name.data);
-    }
-
-    return rv;
+    return NGX_CONF_OK;
 }
 
 
@@ -3093,6 +3054,8 @@ ngx_http_promo_make_source(ngx_conf_t *cf, ngx_str_t *arg,
     u_char                   c, *d, *s, *last;
     size_t                   prefix;
     ngx_str_t                name;
+    req_source               parsed;
+    const char              *why;
     ngx_http_promo_source_t  *src;
 
     src = ngx_pcalloc(cf->pool, sizeof(ngx_http_promo_source_t));
@@ -3100,31 +3063,31 @@ ngx_http_promo_make_source(ngx_conf_t *cf, ngx_str_t *arg,
         return NGX_CONF_ERROR;
     }
 
-    if (arg->len > sizeof("session:") - 1
-        && ngx_strncmp(arg->data, "session:", sizeof("session:") - 1) == 0)
-    {
+    /* the same rule as paywall_user's: one parser in core/ */
+
+    why = req_source_parse((char *) arg->data, &parsed);
+    if (why) {
+        return ngx_http_promo_invalid(cf, arg, why);
+    }
+
+    name.data = (u_char *) parsed.name;
+
+    switch (parsed.kind) {
+
+    case REQ_SOURCE_SESSION:
         src->kind = NGX_HTTP_PROMO_USER_SESSION;
-        name.data = arg->data + sizeof("session:") - 1;
         prefix = sizeof("session_shared_") - 1;
+        break;
 
-    } else if (arg->len > sizeof("env:") - 1
-               && ngx_strncmp(arg->data, "env:", sizeof("env:") - 1) == 0)
-    {
+    case REQ_SOURCE_ENV:
         src->kind = NGX_HTTP_PROMO_USER_ENV;
-        name.data = arg->data + sizeof("env:") - 1;
         prefix = 0;
+        break;
 
-    } else if (arg->len > sizeof("header:") - 1
-               && ngx_strncmp(arg->data, "header:", sizeof("header:") - 1)
-                  == 0)
-    {
+    default: /* REQ_SOURCE_HEADER */
         src->kind = NGX_HTTP_PROMO_USER_HEADER;
-        name.data = arg->data + sizeof("header:") - 1;
         prefix = sizeof("http_") - 1;
-
-    } else {
-        return ngx_http_promo_invalid(cf, arg, "must be session:KEY, "
-                                      "env:NAME or header:NAME");
+        break;
     }
 
     name.len = arg->data + arg->len - name.data;
