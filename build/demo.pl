@@ -124,6 +124,42 @@ if (grep { m{/mod_promo\.so\z} } @{$built{apache}}) {
     warn "demo promotion not created ($status)\n" unless $status == 201 || $status == 409;
 }
 
+# Two salons with staff, services and opening hours; the login demo manages the first one.
+if (grep { m{/mod_booking\.so\z} } @{$built{apache}}) {
+    $t->get('apache', '/booking/api/partners');    # the first request creates the booking schema
+    for (1 .. 50) {
+        last if ($t->psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'booking' AND tablename = 'outbox'") // '') =~ /1/;
+        select(undef, undef, undef, 0.1);
+    }
+    $t->psql(<<'SQL');
+INSERT INTO booking.partners (id, name, city, address, time_zone, branding, min_notice_minutes, cancel_deadline_minutes)
+VALUES ('salon-lumiere', 'Salon Lumière', 'Paris', '12 rue des Martyrs', 'Europe/Paris',
+        '{"color": "#8a3b5c", "tagline": "Hair and nails in Montmartre"}', 60, 1440),
+       ('spa-riviera', 'Spa Riviera', 'Nice', '3 promenade des Anglais', 'Europe/Paris',
+        '{"color": "#1d6f8a", "tagline": "Massages facing the sea"}', 120, 2880)
+ON CONFLICT DO NOTHING;
+INSERT INTO booking.partner_users (login, partner_id) VALUES ('demo', 'salon-lumiere') ON CONFLICT DO NOTHING;
+INSERT INTO booking.opening_hours (partner_id, weekday, opens, closes)
+SELECT p, d, '09:00', '19:00' FROM unnest(ARRAY['salon-lumiere', 'spa-riviera']) p, generate_series(1, 6) d
+WHERE NOT EXISTS (SELECT 1 FROM booking.opening_hours);
+INSERT INTO booking.staff (partner_id, name)
+SELECT * FROM (VALUES ('salon-lumiere', 'Camille'), ('salon-lumiere', 'Inès'), ('spa-riviera', 'Hugo')) v
+WHERE NOT EXISTS (SELECT 1 FROM booking.staff);
+INSERT INTO booking.staff_hours (staff_id, weekday, starts, ends)
+SELECT s.id, d, '09:00', '18:00' FROM booking.staff s, generate_series(1, 6) d
+WHERE NOT EXISTS (SELECT 1 FROM booking.staff_hours);
+INSERT INTO booking.staff_breaks (staff_id, weekday, starts, ends)
+SELECT s.id, d, '12:30', '13:30' FROM booking.staff s, generate_series(1, 6) d
+WHERE NOT EXISTS (SELECT 1 FROM booking.staff_breaks);
+INSERT INTO booking.services (partner_id, name, category, duration_minutes, price_cents, buffer_after_minutes)
+SELECT * FROM (VALUES ('salon-lumiere', 'Haircut', 'hair', 45, 3500, 15), ('salon-lumiere', 'Manicure', 'nails', 30, 2500, 10),
+                      ('spa-riviera', 'Massage', 'spa', 60, 7000, 15)) v
+WHERE NOT EXISTS (SELECT 1 FROM booking.services);
+INSERT INTO booking.service_staff (service_id, staff_id)
+SELECT sv.id, st.id FROM booking.services sv JOIN booking.staff st USING (partner_id) ON CONFLICT DO NOTHING;
+SQL
+}
+
 my $p = $t->prefix;
 print <<"EOF";
 
@@ -136,6 +172,8 @@ print <<"EOF";
   Paywall: /articles/surgery.php (3 free views a month, then the teaser); alice and bob are subscribers;
   routing CSV for the mail router at /export/routing.csv (login demo / demo). Stripe is simulated.
   Promotions: the banner on every page; editors' page at /promo/admin/ (login demo / demo); ?promo=YEAREND30.
+  Booking: the booking page at /book/; the API at /booking/api/partners; the salon's account at
+  /booking/api/account (login demo / demo), e.g. /booking/api/account/calendar?view=week.
   Modules loaded:  @{[ @loaded ? join(' ', @loaded) : 'none (build them: make)' ]}
   Demo snippets:   @{[ @snippets ? join(' ', map { "conf/demo/$_.conf" } @snippets) : 'none' ]}
 @{[ @skipped ? "  Skipped:         @skipped (no module built for that server)\n" : '' ]}  PostgreSQL:      ${\ $t->pg_conninfo }

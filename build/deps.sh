@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS="build-essential autoconf automake libtool pkg-config clang libclang-rt-14-dev clang-format valgrind
   apache2 apache2-dev nginx nginx-dev libpcre2-dev zlib1g-dev libssl-dev
   libapr1-dev libaprutil1-dev libmemcached-dev libpq-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev
-  memcached postgresql-15 postgresql-contrib php-fpm php-cli php-memcached php-igbinary php-msgpack
+  memcached postgresql-15 postgresql-contrib php-fpm php-cli php-memcached php-igbinary php-msgpack php-pgsql
   perl libhttp-tiny-perl libtext-csv-perl wrk curl procps iproute2 chromium fonts-dejavu-core"
 missing=""
 for p in $PKGS; do

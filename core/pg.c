@@ -149,11 +149,26 @@ void pg_pool_release(pg_pool *pool, PGconn *conn, int ok)
 PGresult *pg_exec(PGconn *conn, const char *sql, int nparams, const char *const *values, const int *lengths,
                   const int *formats, char *err, size_t errlen)
 {
+    return pg_exec_state(conn, sql, nparams, values, lengths, formats, NULL, err, errlen);
+}
+
+PGresult *pg_exec_state(PGconn *conn, const char *sql, int nparams, const char *const *values, const int *lengths,
+                        const int *formats, char sqlstate[6], char *err, size_t errlen)
+{
     PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, 0);
     ExecStatusType status = PQresultStatus(res);
+    const char *state;
 
-    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+        if (sqlstate != NULL)
+            sqlstate[0] = '\0';
         return res;
+    }
+    if (sqlstate != NULL) {
+        state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        /* No SQLSTATE means the server never answered: class 08 (connection exception) says so to the caller. */
+        snprintf(sqlstate, 6, "%s", state ? state : "08006");
+    }
     snprintf(err, errlen, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
     err[strcspn(err, "\n")] = '\0';
     PQclear(res);

@@ -38,6 +38,11 @@ void pg_pool_release(pg_pool *pool, PGconn *conn, int ok);
 PGresult *pg_exec(PGconn *conn, const char *sql, int nparams, const char *const *values, const int *lengths,
                   const int *formats, char *err, size_t errlen);
 
+/* pg_exec that also reports the SQLSTATE of a failure ("23P01" exclusion violation, "08006" when the server could
+ * not be reached...), or "" on success, so callers can tell a conflict from bad input from an outage. */
+PGresult *pg_exec_state(PGconn *conn, const char *sql, int nparams, const char *const *values, const int *lengths,
+                        const int *formats, char sqlstate[6], char *err, size_t errlen);
+
 /* Creates schema if needed and applies the migrations it has not seen yet, recorded in
  * <schema>.schema_migrations. Safe to call from every node and every process at once. Returns 0 or -1. */
 int pg_migrate(pg_pool *pool, const char *schema, const pg_migration *migrations, char *err, size_t errlen);

@@ -14,7 +14,7 @@
 struct paywall_export {
     paywall_store *store;
     PGconn *conn;
-    paywall_csv_buf csv;
+    csv_buf csv;
     int header_sent;
     int done;
 };
@@ -136,11 +136,11 @@ int paywall_export_next(paywall_export *export, const char **data, size_t *len, 
 
     if (export->done || export->conn == NULL)
         return 0;
-    paywall_csv_reset(&export->csv);
+    csv_reset(&export->csv);
     if (!export->header_sent) {
         const char *header[PAYWALL_CSV_COLUMNS] = {"id",          "name", "company", "address_line1", "address_line2",
                                                    "postal_code", "city", "country", "plan",          "period_end"};
-        if (paywall_csv_row(&export->csv, header, PAYWALL_CSV_COLUMNS) != 0)
+        if (csv_row(&export->csv, header, PAYWALL_CSV_COLUMNS) != 0)
             goto oom;
         export->header_sent = 1;
     }
@@ -153,7 +153,7 @@ int paywall_export_next(paywall_export *export, const char **data, size_t *len, 
     for (i = 0; i < rows; i++) {
         for (j = 0; j < PAYWALL_CSV_COLUMNS; j++)
             cells[j] = PQgetisnull(res, i, j) ? NULL : PQgetvalue(res, i, j);
-        if (paywall_csv_row(&export->csv, cells, PAYWALL_CSV_COLUMNS) != 0) {
+        if (csv_row(&export->csv, cells, PAYWALL_CSV_COLUMNS) != 0) {
             PQclear(res);
             goto oom;
         }
@@ -178,6 +178,6 @@ void paywall_export_close(paywall_export *export)
     if (export == NULL)
         return;
     paywall_export_abort(export, 1);
-    paywall_csv_free(&export->csv);
+    csv_free(&export->csv);
     free(export);
 }

@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "csv.h"
+
 /* ----------------------------------------------------------------------------------------- HTML rewriter */
 
 #define PAYWALL_FILTER_MARKER_DEFAULT "<!--paywall-->"
@@ -101,24 +103,5 @@ char *paywall_structured_data(const char *selector);
 
 #define PAYWALL_CSV_COLUMNS 10
 #define PAYWALL_CSV_HEADER  "id,name,company,address_line1,address_line2,postal_code,city,country,plan,period_end\r\n"
-
-/* The text being built: data[0..len) is the CSV so far, always NUL-terminated (data is NULL before the first append).
- * Start from {0}; reuse it for the next chunk with paywall_csv_reset, which keeps the memory. */
-typedef struct {
-    char *data;
-    size_t len;
-    size_t cap;
-} paywall_csv_buf;
-
-/* Appends one cell, without separator. NULL is an empty cell. A value containing ',', '"', CR or LF, or with a
- * leading or trailing space, is quoted, '"' doubled. A value starting with '=', '+', '-', '@', TAB or CR would be a
- * formula to a spreadsheet: it gets a leading "'" and is quoted (OWASP's CSV injection advice). Bytes are otherwise
- * copied as they are (UTF-8 stays UTF-8). Returns 0, or -1 when out of memory (buf unchanged). */
-int paywall_csv_cell(paywall_csv_buf *buf, const char *value);
-/* Appends n cells separated by ',' and the CRLF that ends a row. Returns 0, or -1 when out of memory (buf then holds
- * part of the row: reset it or drop the export). */
-int paywall_csv_row(paywall_csv_buf *buf, const char *const *cells, size_t n);
-void paywall_csv_reset(paywall_csv_buf *buf);
-void paywall_csv_free(paywall_csv_buf *buf);
 
 #endif

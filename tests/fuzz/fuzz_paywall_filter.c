@@ -340,13 +340,13 @@ static void fuzz_check_structured(const char *text, size_t len)
 static void fuzz_check_csv(const char *text, size_t len)
 {
     char value[64];
-    paywall_csv_buf buf = {0};
+    csv_buf buf = {0};
     size_t n = len < sizeof(value) - 1 ? len : sizeof(value) - 1, i, j = 0;
 
     memcpy(value, text, n);
     value[n] = '\0';
     n = strlen(value);
-    FUZZ_CHECK(paywall_csv_cell(&buf, value) == 0);
+    FUZZ_CHECK(csv_cell(&buf, value) == 0);
     FUZZ_CHECK(buf.data != NULL && strlen(buf.data) == buf.len);
     if (buf.len > 0 && buf.data[0] == '"') {
         /* quoted: undo it and find the value again, with the neutralising quote when one was due */
@@ -367,7 +367,7 @@ static void fuzz_check_csv(const char *text, size_t len)
         FUZZ_CHECK(n == 0 || (strchr("=+-@\t\r ", value[0]) == NULL && value[n - 1] != ' '));
         FUZZ_CHECK(strpbrk(value, ",\"\r\n") == NULL);
     }
-    paywall_csv_free(&buf);
+    csv_free(&buf);
 }
 
 /* ------------------------------------------------------------------------------------------------ the target */

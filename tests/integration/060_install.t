@@ -23,7 +23,7 @@ chomp $apache_moddir;
 sub slurp { open my $fh, '<', $_[0] or return ''; local $/; return <$fh> }
 
 my (%installed, $loads, $includes, $snippets) = ();
-for my $m (qw(session_shared paywall promo)) {
+for my $m (qw(session_shared paywall promo booking)) {
     (my $dashed = $m) =~ tr/_/-/;
     my %f = (
         apache_so => "$dest$apache_moddir/mod_$m.so",

@@ -623,13 +623,13 @@ static void test_structured_data_refusals(void **state)
 
 static void check_cell(const char *value, const char *expected)
 {
-    paywall_csv_buf buf = {0};
+    csv_buf buf = {0};
 
-    assert_int_equal(paywall_csv_cell(&buf, value), 0);
+    assert_int_equal(csv_cell(&buf, value), 0);
     assert_non_null(buf.data);
     assert_int_equal(buf.len, strlen(expected));
     assert_string_equal(buf.data, expected);
-    paywall_csv_free(&buf);
+    csv_free(&buf);
     assert_null(buf.data);
 }
 
@@ -689,43 +689,43 @@ static void test_csv_rows(void **state)
     static const char *const evil[PAYWALL_CSV_COLUMNS] = {
         "43", "=cmd", "@corp", "-", "+", " x", "a,b", "FR", "print", "2024-07-01",
     };
-    paywall_csv_buf buf = {0};
+    csv_buf buf = {0};
     size_t i, cap, row_len;
 
     (void)state;
-    assert_int_equal(paywall_csv_row(&buf, NULL, 0), 0);
+    assert_int_equal(csv_row(&buf, NULL, 0), 0);
     assert_string_equal(buf.data, "\r\n");
-    paywall_csv_reset(&buf);
+    csv_reset(&buf);
     assert_int_equal(buf.len, 0);
     assert_string_equal(buf.data, "");
 
-    assert_int_equal(paywall_csv_row(&buf, row, PAYWALL_CSV_COLUMNS), 0);
-    assert_int_equal(paywall_csv_row(&buf, evil, PAYWALL_CSV_COLUMNS), 0);
+    assert_int_equal(csv_row(&buf, row, PAYWALL_CSV_COLUMNS), 0);
+    assert_int_equal(csv_row(&buf, evil, PAYWALL_CSV_COLUMNS), 0);
     assert_string_equal(buf.data, "42,Erika Mustermann,,Hauptstra\xc3\x9f"
                                   "e 1,\"c/o \"\"Verlag\"\"\",10115,Berlin,DE,"
                                   "print,2024-07-01\r\n"
                                   "43,\"'=cmd\",\"'@corp\",\"'-\",\"'+\",\" x\",\"a,b\",FR,print,2024-07-01\r\n");
     row_len = (size_t)(strchr(buf.data, '\n') + 1 - buf.data);
-    paywall_csv_reset(&buf);
+    csv_reset(&buf);
 
     /* the export's shape: the header, then 100,000 rows of about 150 bytes in one buffer */
     assert_int_equal(sizeof(PAYWALL_CSV_HEADER) - 1, 86);
-    assert_int_equal(paywall_csv_row(&buf,
-                                     (const char *const[]){"id", "name", "company", "address_line1", "address_line2",
-                                                           "postal_code", "city", "country", "plan", "period_end"},
-                                     PAYWALL_CSV_COLUMNS),
+    assert_int_equal(csv_row(&buf,
+                             (const char *const[]){"id", "name", "company", "address_line1", "address_line2",
+                                                   "postal_code", "city", "country", "plan", "period_end"},
+                             PAYWALL_CSV_COLUMNS),
                      0);
     assert_string_equal(buf.data, PAYWALL_CSV_HEADER);
     for (i = 0; i < 100000; i++) {
-        assert_int_equal(paywall_csv_row(&buf, row, PAYWALL_CSV_COLUMNS), 0);
+        assert_int_equal(csv_row(&buf, row, PAYWALL_CSV_COLUMNS), 0);
     }
     assert_int_equal(buf.len, 86 + 100000 * row_len);
     assert_int_equal(strlen(buf.data), buf.len);
     cap = buf.cap;
-    paywall_csv_reset(&buf);
+    csv_reset(&buf);
     assert_int_equal(buf.cap, cap); /* the memory is kept for the next chunk */
-    paywall_csv_free(&buf);
-    paywall_csv_free(&buf);
+    csv_free(&buf);
+    csv_free(&buf);
 }
 
 int main(void)

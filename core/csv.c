@@ -1,15 +1,14 @@
-/* Cells and rows of the routing CSV (see paywall_filter.h): RFC 4180 quoting, and OWASP's neutralisation of cells a
- * spreadsheet would run as formulas, since names and addresses come from whoever filled in Stripe Checkout. */
-#include "paywall_filter.h"
+/* Cells and rows of CSV exports (see csv.h). */
+#include "csv.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PAYWALL_CSV_INITIAL 4096
+#define CSV_INITIAL 4096
 
 /* Room for extra more bytes and the NUL, growing by doubling so that 100,000 rows cost a few dozen reallocs. */
-static int paywall_csv_reserve(paywall_csv_buf *buf, size_t extra)
+static int csv_reserve(csv_buf *buf, size_t extra)
 {
     size_t need, cap;
     char *data;
@@ -21,7 +20,7 @@ static int paywall_csv_reserve(paywall_csv_buf *buf, size_t extra)
     if (need <= buf->cap) {
         return 0;
     }
-    cap = buf->cap > 0 ? buf->cap : PAYWALL_CSV_INITIAL;
+    cap = buf->cap > 0 ? buf->cap : CSV_INITIAL;
     while (cap < need) {
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     }
@@ -34,9 +33,9 @@ static int paywall_csv_reserve(paywall_csv_buf *buf, size_t extra)
     return 0;
 }
 
-static int paywall_csv_append(paywall_csv_buf *buf, const char *bytes, size_t len)
+static int csv_append(csv_buf *buf, const char *bytes, size_t len)
 {
-    if (paywall_csv_reserve(buf, len) != 0) {
+    if (csv_reserve(buf, len) != 0) {
         return -1;
     }
     memcpy(buf->data + buf->len, bytes, len);
@@ -45,7 +44,7 @@ static int paywall_csv_append(paywall_csv_buf *buf, const char *bytes, size_t le
     return 0;
 }
 
-int paywall_csv_cell(paywall_csv_buf *buf, const char *value)
+int csv_cell(csv_buf *buf, const char *value)
 {
     size_t len, i;
     int neutralise, quote;
@@ -60,9 +59,9 @@ int paywall_csv_cell(paywall_csv_buf *buf, const char *value)
     quote = neutralise || (len > 0 && (value[0] == ' ' || value[len - 1] == ' ')) ||
             value[strcspn(value, ",\"\r\n")] != '\0';
     if (!quote) {
-        return paywall_csv_append(buf, value, len);
+        return csv_append(buf, value, len);
     }
-    if (len > (SIZE_MAX - 4) / 2 || paywall_csv_reserve(buf, 2 * len + 3) != 0) {
+    if (len > (SIZE_MAX - 4) / 2 || csv_reserve(buf, 2 * len + 3) != 0) {
         return -1;
     }
     p = buf->data + buf->len;
@@ -82,19 +81,19 @@ int paywall_csv_cell(paywall_csv_buf *buf, const char *value)
     return 0;
 }
 
-int paywall_csv_row(paywall_csv_buf *buf, const char *const *cells, size_t n)
+int csv_row(csv_buf *buf, const char *const *cells, size_t n)
 {
     size_t i;
 
     for (i = 0; i < n; i++) {
-        if ((i > 0 && paywall_csv_append(buf, ",", 1) != 0) || paywall_csv_cell(buf, cells[i]) != 0) {
+        if ((i > 0 && csv_append(buf, ",", 1) != 0) || csv_cell(buf, cells[i]) != 0) {
             return -1;
         }
     }
-    return paywall_csv_append(buf, "\r\n", 2);
+    return csv_append(buf, "\r\n", 2);
 }
 
-void paywall_csv_reset(paywall_csv_buf *buf)
+void csv_reset(csv_buf *buf)
 {
     buf->len = 0;
     if (buf->data != NULL) {
@@ -102,7 +101,7 @@ void paywall_csv_reset(paywall_csv_buf *buf)
     }
 }
 
-void paywall_csv_free(paywall_csv_buf *buf)
+void csv_free(csv_buf *buf)
 {
     free(buf->data);
     buf->data = NULL;
