@@ -30,7 +30,7 @@ FROM generate_series(1, 5000) i;
 -- Four haircuts a working day per staff member, at 09:00, 10:30, 14:00 and 15:30 local time.
 INSERT INTO booking.bookings (partner_id, service_id, staff_id, customer_id, starts_at, ends_at, busy, status,
                               price_cents, currency, manage_token_hash)
-SELECT st.partner_id, sv.id, st.id, 1 + (st.id * 7 + k * 13 + d.n) % 5000, b.starts, b.starts + interval '45 minutes',
+SELECT st.partner_id, sv.id, st.id, 1 + ((st.id * 7 + k * 13 + d.n) % 5000 + 5000) % 5000, b.starts, b.starts + interval '45 minutes',
        tstzrange(b.starts, b.starts + interval '60 minutes', '[)'),
        CASE WHEN b.starts > now() THEN 'confirmed' WHEN (st.id + d.n + k) % 20 = 0 THEN 'no_show'
             WHEN (st.id + d.n + k) % 15 = 0 THEN 'cancelled' ELSE 'completed' END,

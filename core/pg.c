@@ -1,6 +1,8 @@
 #include "pg.h"
 
+#include <libpq-events.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,10 +154,80 @@ PGresult *pg_exec(PGconn *conn, const char *sql, int nparams, const char *const 
     return pg_exec_state(conn, sql, nparams, values, lengths, formats, NULL, err, errlen);
 }
 
+static PGresult *pg_result_or_error(PGconn *conn, PGresult *res, char sqlstate[6], char *err, size_t errlen);
+
 PGresult *pg_exec_state(PGconn *conn, const char *sql, int nparams, const char *const *values, const int *lengths,
                         const int *formats, char sqlstate[6], char *err, size_t errlen)
 {
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, 0);
+    return pg_result_or_error(conn, PQexecParams(conn, sql, nparams, NULL, values, lengths, formats, 0), sqlstate, err,
+                              errlen);
+}
+
+/* ------------------------------------------------------------------------------------- prepared statements */
+
+/* The statements a connection has prepared, by a 64-bit hash of their text, attached to the connection itself
+ * (libpq's instance data) so that it goes when the connection is closed, however that happens. */
+typedef struct {
+    uint64_t *hashes;
+    size_t count;
+    size_t cap;
+} pg_prepared_set;
+
+#define PG_PREPARED_MAX 256 /* beyond this, statements run unprepared: text built per request must not pile up */
+
+static int pg_event(PGEventId id, void *info, void *pass_through)
+{
+    (void)pass_through;
+    if (id == PGEVT_CONNDESTROY) {
+        PGEventConnDestroy *destroy = info;
+        pg_prepared_set *set = PQinstanceData(destroy->conn, pg_event);
+        if (set != NULL) {
+            free(set->hashes);
+            free(set);
+        }
+    }
+    return 1;
+}
+
+static uint64_t pg_hash_text(const char *text)
+{
+    uint64_t hash = 14695981039346656037ULL; /* FNV-1a */
+
+    for (; *text; text++)
+        hash = (hash ^ (unsigned char)*text) * 1099511628211ULL;
+    return hash;
+}
+
+static pg_prepared_set *pg_prepared_of(PGconn *conn)
+{
+    pg_prepared_set *set = PQinstanceData(conn, pg_event);
+
+    if (set != NULL)
+        return set;
+    if (!PQregisterEventProc(conn, pg_event, "webmodules prepared statements", NULL))
+        return NULL;
+    set = calloc(1, sizeof(*set));
+    if (set != NULL && !PQsetInstanceData(conn, pg_event, set)) {
+        free(set);
+        set = NULL;
+    }
+    return set;
+}
+
+static int pg_prepared_has(const pg_prepared_set *set, uint64_t hash)
+{
+    size_t i;
+
+    for (i = 0; i < set->count; i++)
+        if (set->hashes[i] == hash)
+            return 1;
+    return 0;
+}
+
+/* res when it succeeded; otherwise its SQLSTATE ("08006" when the server never answered: class 08, connection
+ * exception, says so to the caller) and message, and NULL. */
+static PGresult *pg_result_or_error(PGconn *conn, PGresult *res, char sqlstate[6], char *err, size_t errlen)
+{
     ExecStatusType status = PQresultStatus(res);
     const char *state;
 
@@ -166,13 +238,41 @@ PGresult *pg_exec_state(PGconn *conn, const char *sql, int nparams, const char *
     }
     if (sqlstate != NULL) {
         state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-        /* No SQLSTATE means the server never answered: class 08 (connection exception) says so to the caller. */
         snprintf(sqlstate, 6, "%s", state ? state : "08006");
     }
     snprintf(err, errlen, "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
     err[strcspn(err, "\n")] = '\0';
     PQclear(res);
     return NULL;
+}
+
+PGresult *pg_exec_prepared(PGconn *conn, const char *sql, int nparams, const char *const *values, char sqlstate[6],
+                           char *err, size_t errlen)
+{
+    pg_prepared_set *set = pg_prepared_of(conn);
+    uint64_t hash = pg_hash_text(sql);
+    char name[24];
+    PGresult *res;
+
+    if (set == NULL || (!pg_prepared_has(set, hash) && set->count >= PG_PREPARED_MAX))
+        return pg_exec_state(conn, sql, nparams, values, NULL, NULL, sqlstate, err, errlen);
+    snprintf(name, sizeof(name), "wm_%016llx", (unsigned long long)hash);
+    if (!pg_prepared_has(set, hash)) {
+        if (set->count == set->cap) {
+            size_t cap = set->cap ? 2 * set->cap : 16;
+            uint64_t *grown = realloc(set->hashes, cap * sizeof(*grown));
+            if (grown == NULL)
+                return pg_exec_state(conn, sql, nparams, values, NULL, NULL, sqlstate, err, errlen);
+            set->hashes = grown;
+            set->cap = cap;
+        }
+        res = pg_result_or_error(conn, PQprepare(conn, name, sql, nparams, NULL), sqlstate, err, errlen);
+        if (res == NULL)
+            return NULL;
+        PQclear(res);
+        set->hashes[set->count++] = hash;
+    }
+    return pg_result_or_error(conn, PQexecPrepared(conn, name, nparams, values, NULL, NULL, 0), sqlstate, err, errlen);
 }
 
 static int pg_run(PGconn *conn, const char *sql, int nparams, const char *const *values, char *err, size_t errlen)

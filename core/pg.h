@@ -43,6 +43,12 @@ PGresult *pg_exec(PGconn *conn, const char *sql, int nparams, const char *const 
 PGresult *pg_exec_state(PGconn *conn, const char *sql, int nparams, const char *const *values, const int *lengths,
                         const int *formats, char sqlstate[6], char *err, size_t errlen);
 
+/* pg_exec_state for text parameters, through a statement the connection prepares the first time it sees this SQL
+ * text and reuses after (parsing and planning cost more than running most of the modules' queries). For SQL with
+ * parameters only: the text must not carry values. Inside a transaction too (preparing does not abort it). */
+PGresult *pg_exec_prepared(PGconn *conn, const char *sql, int nparams, const char *const *values, char sqlstate[6],
+                           char *err, size_t errlen);
+
 /* Creates schema if needed and applies the migrations it has not seen yet, recorded in
  * <schema>.schema_migrations. Safe to call from every node and every process at once. Returns 0 or -1. */
 int pg_migrate(pg_pool *pool, const char *schema, const pg_migration *migrations, char *err, size_t errlen);

@@ -9,8 +9,29 @@
 #include <time.h>
 
 #include "pg.h"
+#include "metrics.h"
 
 extern const pg_migration booking_migrations[];
+
+/* Metrics (core/metrics.h), indexed by these enums; label values in the order of the definitions' values. */
+typedef enum {
+    BOOKING_METRIC_API_REQUESTS,  /* api_requests_total{status} */
+    BOOKING_METRIC_BOOKINGS,      /* bookings_total{result} */
+    BOOKING_METRIC_STORE_ERRORS,  /* store_errors_total */
+    BOOKING_METRIC_STORE_LATENCY, /* store_latency_ms */
+    BOOKING_METRIC_NOTIFICATIONS, /* notifications_total{result} */
+    BOOKING_METRIC_OUTBOX_PENDING,
+    BOOKING_METRIC_OUTBOX_DUE,
+    BOOKING_METRIC_OUTBOX_LAG
+} booking_metric;
+
+typedef enum { BOOKING_STATUS_2XX, BOOKING_STATUS_4XX, BOOKING_STATUS_5XX } booking_status_class; /* 1xx, 3xx: none */
+typedef enum { BOOKING_RESULT_CREATED, BOOKING_RESULT_CONFLICT, BOOKING_RESULT_REFUSED } booking_create_result;
+typedef enum { BOOKING_NOTIFY_DELIVERED, BOOKING_NOTIFY_RETRIED, BOOKING_NOTIFY_DEAD } booking_notify_result;
+
+extern const metrics_def booking_metric_defs[];
+extern const size_t booking_metric_count;
+extern metrics_block *booking_metrics; /* set by the adapter; NULL: nothing is counted */
 
 #define BOOKING_MAX_BODY                  (64 * 1024) /* larger request bodies get 413 from the adapters */
 #define BOOKING_NOTIFY_POLL_MS            250         /* how often each process looks for due notifications */
@@ -39,6 +60,7 @@ typedef struct {
     long notify_attempts;      /* BookingNotifyAttempts: tries before a message is parked as dead */
     long notify_timeout_ms;    /* BookingNotifyTimeout: one delivery attempt */
     long reminder_hours;       /* BookingReminder: hours before the start; 0 sends no reminder */
+    long cache_ttl;            /* BookingCacheTTL: seconds an availability answer is reused by this process; 0: never */
 } booking_config;
 
 /* Defaults for everything not set (call after merging). The adapters create configurations with the long fields at
@@ -96,6 +118,11 @@ void booking_response_free(booking_response *response);
 
 /* Routes the request (see docs/booking.md for the routes), runs it and fills response. The API's base is found in
  * the path itself (the part before the route), so it answers wherever the handler is mounted. Blocks. */
+/* The answer from this process's availability cache (BookingCacheTTL), when it holds one: 1 and response filled (free
+ * it with booking_response_free), else 0. Never blocks: nginx calls it on the event loop before posting a task. */
+int booking_api_cached(booking_store *store, const booking_config *config, const booking_request *request,
+                       booking_response *response);
+
 void booking_api_handle(booking_store *store, const booking_config *config, const booking_request *request,
                         booking_response *response);
 

@@ -24,6 +24,8 @@ void booking_config_defaults(booking_config *config)
         config->notify_timeout_ms = BOOKING_NOTIFY_TIMEOUT_MS_DEFAULT;
     if (config->reminder_hours < 0)
         config->reminder_hours = BOOKING_REMINDER_HOURS_DEFAULT;
+    if (config->cache_ttl < 0)
+        config->cache_ttl = 0;
 }
 
 const char *booking_set_partner(booking_config *config, const char *arg)
@@ -244,8 +246,10 @@ static PGconn *booking_conn_quiet(booking_ctx *ctx)
 {
     if (ctx->conn == NULL) {
         ctx->conn = booking_store_acquire(ctx->store, ctx->err, sizeof(ctx->err));
-        if (ctx->conn == NULL)
+        if (ctx->conn == NULL) {
             snprintf(ctx->sqlstate, sizeof(ctx->sqlstate), "08006");
+            metrics_add(booking_metrics, BOOKING_METRIC_STORE_ERRORS, 0, 1);
+        }
     }
     return ctx->conn;
 }
@@ -260,12 +264,19 @@ PGconn *booking_conn(booking_ctx *ctx)
 PGresult *booking_exec(booking_ctx *ctx, const char *sql, int nparams, const char *const *values)
 {
     PGresult *res;
+    double started;
 
     if (booking_conn_quiet(ctx) == NULL)
         return NULL;
-    res = pg_exec_state(ctx->conn, sql, nparams, values, NULL, NULL, ctx->sqlstate, ctx->err, sizeof(ctx->err));
+    started = metrics_now_ms();
+    res = nparams > 0 ? pg_exec_prepared(ctx->conn, sql, nparams, values, ctx->sqlstate, ctx->err, sizeof(ctx->err))
+                      : pg_exec_state(ctx->conn, sql, 0, NULL, NULL, NULL, ctx->sqlstate, ctx->err, sizeof(ctx->err));
+    metrics_observe_ms(booking_metrics, BOOKING_METRIC_STORE_LATENCY, 0, metrics_now_ms() - started);
     if (res == NULL && (strncmp(ctx->sqlstate, "08", 2) == 0 || PQstatus(ctx->conn) != CONNECTION_OK))
         ctx->conn_broken = 1;
+    /* data the constraints refused (a slot just taken, a bad value) is the client's doing, not a store error */
+    if (res == NULL && strncmp(ctx->sqlstate, "22", 2) != 0 && strncmp(ctx->sqlstate, "23", 2) != 0)
+        metrics_add(booking_metrics, BOOKING_METRIC_STORE_ERRORS, 0, 1);
     return res;
 }
 
@@ -615,30 +626,55 @@ static void booking_route_request(booking_ctx *ctx)
         booking_routes[i].fn(ctx);
         return;
     }
-    /* "GET PUT" -> "GET, HEAD, PUT" */
-    ctx->resp->allow = NULL;
-    for (i = 0; i < BOOKING_ROUTE_COUNT; i++) {
-        if (booking_route_matches(ctx, booking_routes[i].pattern, route + 1, NULL)) {
-            static const struct {
-                const char *methods, *allow;
-            } allows[] = {
-                {"GET", "GET, HEAD"},
-                {"POST", "POST"},
-                {"PUT", "PUT"},
-                {"GET PUT", "GET, HEAD, PUT"},
-                {"GET POST", "GET, HEAD, POST"},
-                {"GET PUT DELETE", "GET, HEAD, PUT, DELETE"},
-                {"PUT DELETE", "PUT, DELETE"},
-                {"DELETE", "DELETE"},
-            };
-            size_t j;
-            for (j = 0; j < sizeof(allows) / sizeof(allows[0]); j++)
-                if (strcmp(allows[j].methods, booking_routes[i].methods) == 0)
-                    ctx->resp->allow = allows[j].allow;
-            break;
-        }
+    /* Allow lists the methods of every route of this shape (GET and PUT of /account are two rows). */
+    {
+        static const char *const allow_by_mask[16] = {NULL,
+                                                      "GET, HEAD",
+                                                      "POST",
+                                                      "GET, HEAD, POST",
+                                                      "PUT",
+                                                      "GET, HEAD, PUT",
+                                                      "POST, PUT",
+                                                      "GET, HEAD, POST, PUT",
+                                                      "DELETE",
+                                                      "GET, HEAD, DELETE",
+                                                      "POST, DELETE",
+                                                      "GET, HEAD, POST, DELETE",
+                                                      "PUT, DELETE",
+                                                      "GET, HEAD, PUT, DELETE",
+                                                      "POST, PUT, DELETE",
+                                                      "GET, HEAD, POST, PUT, DELETE"};
+        static const char *const methods[4] = {"GET", "POST", "PUT", "DELETE"};
+        unsigned mask = 0, m;
+
+        for (i = 0; i < BOOKING_ROUTE_COUNT; i++)
+            if (booking_route_matches(ctx, booking_routes[i].pattern, route + 1, NULL))
+                for (m = 0; m < 4; m++)
+                    if (booking_method_in(methods[m], booking_routes[i].methods))
+                        mask |= 1u << m;
+        ctx->resp->allow = allow_by_mask[mask];
     }
     booking_reply_error(ctx, 405, "method_not_allowed", NULL, "%s is not allowed here", ctx->req->method);
+}
+
+static void booking_count_response(const booking_response *response)
+{
+    if (response->status >= 200 && response->status < 300)
+        metrics_add(booking_metrics, BOOKING_METRIC_API_REQUESTS, BOOKING_STATUS_2XX, 1);
+    else if (response->status >= 400 && response->status < 500)
+        metrics_add(booking_metrics, BOOKING_METRIC_API_REQUESTS, BOOKING_STATUS_4XX, 1);
+    else if (response->status >= 500)
+        metrics_add(booking_metrics, BOOKING_METRIC_API_REQUESTS, BOOKING_STATUS_5XX, 1);
+}
+
+int booking_api_cached(booking_store *store, const booking_config *config, const booking_request *request,
+                       booking_response *response)
+{
+    /* counted here rather than in booking_api_handle: nginx asks the cache itself, on its event loop */
+    if (!booking_cache_answer(booking_store_cache(store), config, request, response))
+        return 0;
+    booking_count_response(response);
+    return 1;
 }
 
 void booking_api_handle(booking_store *store, const booking_config *config, const booking_request *request,
@@ -646,6 +682,8 @@ void booking_api_handle(booking_store *store, const booking_config *config, cons
 {
     booking_ctx ctx;
 
+    if (booking_api_cached(store, config, request, response))
+        return;
     memset(response, 0, sizeof(*response));
     memset(&ctx, 0, sizeof(ctx));
     ctx.store = store;
@@ -661,5 +699,7 @@ void booking_api_handle(booking_store *store, const booking_config *config, cons
                             PQtransactionStatus(ctx.conn) == PQTRANS_IDLE);
     if (response->status == 0)
         booking_reply_error(&ctx, 500, "internal", NULL, "the route gave no answer");
+    booking_cache_keep(booking_store_cache(store), config, request, response);
     booking_arena_free(&ctx);
+    booking_count_response(response);
 }

@@ -61,6 +61,19 @@ void booking_reply_db_error(booking_ctx *ctx);
 
 /* The store's connection pool (the dispatcher borrows from it directly). */
 pg_pool *booking_store_pool(booking_store *store);
+/* The process's availability cache of this store (booking_cache.c), NULL when it could not be made. */
+typedef struct booking_cache booking_cache;
+booking_cache *booking_store_cache(booking_store *store);
+booking_cache *booking_cache_create(void);
+void booking_cache_destroy(booking_cache *cache);
+void booking_cache_clear(booking_cache *cache);
+/* 1 and response filled when a fresh answer for this request is cached. */
+int booking_cache_answer(booking_cache *cache, const booking_config *config, const booking_request *request,
+                         booking_response *response);
+/* Keeps an availability answer for config->cache_ttl seconds; empties the cache after a successful write. */
+void booking_cache_keep(booking_cache *cache, const booking_config *config, const booking_request *request,
+                        const booking_response *response);
+
 /* A connection from the store's pool, the schema migrated first. NULL and err when PostgreSQL cannot be reached. */
 PGconn *booking_store_acquire(booking_store *store, char *err, size_t errlen);
 

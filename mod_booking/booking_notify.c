@@ -19,6 +19,7 @@
 #define BOOKING_NOTIFY_PURGE_EVERY_S    60
 #define BOOKING_NOTIFY_SIGNATURE_MAX    128
 #define BOOKING_NOTIFY_KIND_MAX         63
+#define BOOKING_NOTIFY_GAUGES_EVERY_MS  2000
 
 /* Pure parts, also driven by tests/unit/test_booking_notify.c. */
 long booking_notify_backoff_ms(long attempts);
@@ -207,7 +208,13 @@ static long long booking_notify_now_ms(void)
 
 static PGresult *booking_notify_sql(booking_dispatch *d, const char *sql, int nparams, const char *const *params)
 {
-    return pg_exec(d->conn, sql, nparams, params, NULL, NULL, d->err, d->errlen);
+    double started = metrics_now_ms();
+    PGresult *res = pg_exec(d->conn, sql, nparams, params, NULL, NULL, d->err, d->errlen);
+
+    metrics_observe_ms(booking_metrics, BOOKING_METRIC_STORE_LATENCY, 0, metrics_now_ms() - started);
+    if (res == NULL)
+        metrics_add(booking_metrics, BOOKING_METRIC_STORE_ERRORS, 0, 1);
+    return res;
 }
 
 static int booking_notify_run(booking_dispatch *d, const char *sql, int nparams, const char *const *params)
@@ -309,6 +316,7 @@ static int booking_notify_record(booking_dispatch *d, const char *id, long attem
                                1, params) != 0)
             return -1;
         d->stats->delivered++;
+        metrics_add(booking_metrics, BOOKING_METRIC_NOTIFICATIONS, BOOKING_NOTIFY_DELIVERED, 1);
         return 0;
     }
     snprintf(max, sizeof(max), "%ld", max_attempts);
@@ -321,10 +329,13 @@ static int booking_notify_record(booking_dispatch *d, const char *id, long attem
                              4, params);
     if (res == NULL)
         return -1;
-    if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "dead") == 0)
+    if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "dead") == 0) {
         d->stats->dead++;
-    else
+        metrics_add(booking_metrics, BOOKING_METRIC_NOTIFICATIONS, BOOKING_NOTIFY_DEAD, 1);
+    } else {
         d->stats->retried++;
+        metrics_add(booking_metrics, BOOKING_METRIC_NOTIFICATIONS, BOOKING_NOTIFY_RETRIED, 1);
+    }
     PQclear(res);
     return 0;
 }
@@ -366,6 +377,34 @@ static int booking_notify_one(booking_dispatch *d)
     return rc;
 }
 
+/* The outbox's depth and lag for the metrics, at most every 2 s per process (every process runs the dispatcher, and
+ * one answer is as good as another): one query on the partial index of pending rows. */
+static void booking_notify_gauges(booking_dispatch *d)
+{
+    static long long last_ms;
+    long long now = booking_notify_now_ms(), last = __atomic_load_n(&last_ms, __ATOMIC_RELAXED);
+    PGresult *res;
+
+    if (booking_metrics == NULL || (last != 0 && now - last < BOOKING_NOTIFY_GAUGES_EVERY_MS))
+        return;
+    if (!__atomic_compare_exchange_n(&last_ms, &last, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        return;
+    res = booking_notify_sql(d,
+                             "SELECT count(*), count(*) FILTER (WHERE next_attempt_at <= now()), "
+                             "       coalesce(floor(extract(epoch FROM now() - min(due_at) "
+                             "           FILTER (WHERE next_attempt_at <= now()))), 0)::bigint "
+                             "  FROM booking.outbox WHERE status = 'pending'",
+                             0, NULL);
+    if (res == NULL)
+        return;
+    if (PQntuples(res) == 1) {
+        metrics_set(booking_metrics, BOOKING_METRIC_OUTBOX_PENDING, 0, strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+        metrics_set(booking_metrics, BOOKING_METRIC_OUTBOX_DUE, 0, strtoll(PQgetvalue(res, 0, 1), NULL, 10));
+        metrics_set(booking_metrics, BOOKING_METRIC_OUTBOX_LAG, 0, strtoll(PQgetvalue(res, 0, 2), NULL, 10));
+    }
+    PQclear(res);
+}
+
 int booking_notify_pass(booking_store *store, const booking_config *config, unsigned max_messages, unsigned max_ms,
                         booking_notify_stats *stats, char *err, size_t errlen)
 {
@@ -382,8 +421,10 @@ int booking_notify_pass(booking_store *store, const booking_config *config, unsi
         snprintf(err, errlen, "no PostgreSQL pool");
         return -1;
     }
-    if ((d.conn = pg_pool_acquire(pool, err, errlen)) == NULL)
+    if ((d.conn = pg_pool_acquire(pool, err, errlen)) == NULL) {
+        metrics_add(booking_metrics, BOOKING_METRIC_STORE_ERRORS, 0, 1);
         return -1;
+    }
     if (booking_notify_purge(&d) != 0)
         rc = -1;
     while (rc == 0 && (max_messages == 0 || (unsigned)handled < max_messages) &&
@@ -394,6 +435,9 @@ int booking_notify_pass(booking_store *store, const booking_config *config, unsi
         handled++;
         rc = 0;
     }
+    /* after the pass: what it left behind is the depth to show */
+    if (rc >= 0)
+        booking_notify_gauges(&d);
     pg_pool_release(pool, d.conn, rc >= 0);
     return rc < 0 ? -1 : handled;
 }

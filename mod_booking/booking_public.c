@@ -740,7 +740,7 @@ static void booking_reply_created(booking_ctx *ctx, json_t *view, const char *to
     booking_reply_json(ctx, 201, view);
 }
 
-void booking_route_book(booking_ctx *ctx)
+static void booking_book_once(booking_ctx *ctx)
 {
     json_t *body = booking_body_json(ctx), *view;
     booking_order order;
@@ -787,6 +787,18 @@ void booking_route_book(booking_ctx *ctx)
         return;
     }
     booking_reply_created(ctx, view, token);
+}
+
+void booking_route_book(booking_ctx *ctx)
+{
+    booking_book_once(ctx);
+    /* 5xx: the store failed, which store_errors_total counts; the booking was neither made nor refused */
+    if (ctx->resp->status == 201)
+        metrics_add(booking_metrics, BOOKING_METRIC_BOOKINGS, BOOKING_RESULT_CREATED, 1);
+    else if (ctx->resp->status == 409)
+        metrics_add(booking_metrics, BOOKING_METRIC_BOOKINGS, BOOKING_RESULT_CONFLICT, 1);
+    else if (ctx->resp->status >= 400 && ctx->resp->status < 500)
+        metrics_add(booking_metrics, BOOKING_METRIC_BOOKINGS, BOOKING_RESULT_REFUSED, 1);
 }
 
 /* --------------------------------------------------------------------------------- cancel and reschedule */

@@ -10,6 +10,7 @@
 struct booking_store {
     char *postgres;
     pg_pool *pg;
+    booking_cache *cache;
     int migrated;
     pthread_mutex_t migrate_lock;
     booking_store *next;
@@ -22,6 +23,7 @@ static void booking_store_free(booking_store *store)
 {
     if (store->pg)
         pg_pool_destroy(store->pg);
+    booking_cache_destroy(store->cache);
     pthread_mutex_destroy(&store->migrate_lock);
     free(store->postgres);
     free(store);
@@ -48,6 +50,7 @@ booking_store *booking_store_get(const char *postgres, char *err, size_t errlen)
         goto out;
     }
     pthread_mutex_init(&store->migrate_lock, NULL);
+    store->cache = booking_cache_create();
     pg.conninfo = postgres;
     if ((store->pg = pg_pool_create(&pg, err, errlen)) == NULL) {
         booking_store_free(store);
@@ -90,6 +93,11 @@ static int booking_store_migrate(booking_store *store, char *err, size_t errlen)
     }
     pthread_mutex_unlock(&store->migrate_lock);
     return rc;
+}
+
+booking_cache *booking_store_cache(booking_store *store)
+{
+    return store->cache;
 }
 
 pg_pool *booking_store_pool(booking_store *store)

@@ -23,6 +23,15 @@ module AP_MODULE_DECLARE_DATA booking_module;
 
 APLOG_USE_MODULE(booking);
 
+/* After APLOG_USE_MODULE: its log lines then name this module. */
+#include "webmodules_metrics.h"
+
+/* The block the other modules' metrics handlers render (webmodules_metrics.h). */
+static metrics_block *webmodules_metrics_booking(void)
+{
+    return booking_metrics;
+}
+
 typedef struct {
     booking_config booking;
     int partner_set; /* BookingPartner given here (its mode may be "all" after merging otherwise) */
@@ -36,6 +45,7 @@ static void *booking_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->booking.notify_attempts = -1;
     conf->booking.notify_timeout_ms = -1;
     conf->booking.reminder_hours = -1;
+    conf->booking.cache_ttl = -1;
     return conf;
 }
 
@@ -61,6 +71,7 @@ static void *booking_merge_server_conf(apr_pool_t *p, void *base_conf, void *add
     BOOKING_MERGE_LONG(notify_attempts);
     BOOKING_MERGE_LONG(notify_timeout_ms);
     BOOKING_MERGE_LONG(reminder_hours);
+    BOOKING_MERGE_LONG(cache_ttl);
     conf->partner_set = add->partner_set || base->partner_set;
     conf->booking.partner_mode = add->partner_set ? add->booking.partner_mode : base->booking.partner_mode;
     conf->booking.partner_id = add->partner_set ? add->booking.partner_id : base->booking.partner_id;
@@ -157,8 +168,11 @@ static const char *booking_cmd_number(cmd_parms *cmd, void *dconf, const char *a
     case 1:
         err = booking_set_number(&conf->booking.notify_timeout_ms, arg, 100, 60000);
         break;
-    default:
+    case 2:
         err = booking_set_number(&conf->booking.reminder_hours, arg, 0, 720);
+        break;
+    default:
+        err = booking_set_number(&conf->booking.cache_ttl, arg, 0, 60);
         break;
     }
     return err ? booking_directive_error(cmd, arg, err) : NULL;
@@ -182,6 +196,8 @@ static const command_rec booking_cmds[] = {
                   "milliseconds one delivery attempt may take (default 5000)"),
     AP_INIT_TAKE1("BookingReminder", booking_cmd_number, (void *)2, RSRC_CONF,
                   "hours before a booking its reminder is sent; 0 sends none (default 24)"),
+    AP_INIT_TAKE1("BookingCacheTTL", booking_cmd_number, (void *)3, RSRC_CONF,
+                  "seconds a process reuses an availability answer; 0 (the default) reads it every time"),
     {NULL},
 };
 
@@ -423,10 +439,13 @@ static int booking_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
 {
     booking_server_conf *conf;
     server_rec *vhost;
+    int rv;
 
-    (void)pconf;
     (void)plog;
     (void)ptemp;
+    if ((rv = webmodules_metrics_create(pconf, s, "booking", booking_metric_defs, booking_metric_count,
+                                        &booking_metrics)) != OK)
+        return rv;
     for (vhost = s; vhost; vhost = vhost->next) {
         conf = booking_conf_of(vhost);
         booking_config_defaults(&conf->booking);
@@ -449,6 +468,8 @@ static void booking_register_hooks(apr_pool_t *p)
     ap_hook_post_config(booking_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(booking_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(booking_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(webmodules_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_REGISTER_OPTIONAL_FN(webmodules_metrics_booking);
 }
 
 module AP_MODULE_DECLARE_DATA booking_module = {STANDARD20_MODULE_STUFF,

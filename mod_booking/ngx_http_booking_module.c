@@ -15,6 +15,7 @@
 #include "booking.h"
 #include "crypto.h"
 #include "http.h"
+#include "webmodules_metrics.h"
 
 
 #if !(NGX_THREADS)
@@ -189,6 +190,10 @@ static ngx_http_booking_bounds_t  ngx_http_booking_reminder_bounds = {
     0, 720
 };
 
+static ngx_http_booking_bounds_t  ngx_http_booking_cache_ttl_bounds = {
+    0, 60
+};
+
 
 static ngx_command_t  ngx_http_booking_commands[] = {
 
@@ -255,6 +260,13 @@ static ngx_command_t  ngx_http_booking_commands[] = {
       offsetof(booking_config, reminder_hours),
       &ngx_http_booking_reminder_bounds },
 
+    { ngx_string("booking_cache_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_booking_number,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(booking_config, cache_ttl),
+      &ngx_http_booking_cache_ttl_bounds },
+
     { ngx_string("booking_thread_pool"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -274,6 +286,13 @@ static ngx_command_t  ngx_http_booking_commands[] = {
       ngx_http_booking_handler,
       NGX_HTTP_LOC_CONF_OFFSET,
       NGX_HTTP_BOOKING_PAGE,
+      NULL },
+
+    { ngx_string("webmodules_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_webmodules_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
       ngx_null_command
@@ -394,6 +413,16 @@ ngx_http_booking_body_read(ngx_http_request_t *r)
 
     if (rc == NGX_OK) {
         rc = ngx_http_booking_view(r, call);
+    }
+
+    /* a fresh availability answer of this worker's cache: no task, no wait */
+
+    if (rc == NGX_OK
+        && booking_api_cached(call->store, &call->conf->config, &call->view,
+                              &call->response))
+    {
+        ngx_http_finalize_request(r, ngx_http_booking_answer(r, call));
+        return;
     }
 
     if (rc == NGX_OK) {
@@ -547,21 +576,9 @@ ngx_http_booking_view(ngx_http_request_t *r, ngx_http_booking_call_t *call)
         }
     }
 
-    /*
-     * Only a user auth_basic checked: ngx_http_booking_access_handler()
-     * forgot any earlier parse, so a user here was parsed by auth_basic in
-     * this access phase, and without a WWW-Authenticate it was accepted
-     * rather than refused and then let in by "satisfy any". Subrequests skip
-     * the access phase: never trusted. A header nobody checked (the public
-     * location, where $remote_user would still show it) is no login, as on
-     * Apache.
-     */
+    /* only a user auth_basic checked (ngx_http_booking_access_handler()) */
 
-    if (r == r->main
-        && r->headers_in.user.data != NULL
-        && r->headers_in.user.len
-        && r->headers_out.www_authenticate == NULL)
-    {
+    if (ngx_http_webmodules_checked_user(r)) {
         view->remote_user = ngx_http_booking_cstr(r->pool,
                                                   r->headers_in.user.data,
                                                   r->headers_in.user.len);
@@ -889,10 +906,8 @@ ngx_http_booking_page_handler(ngx_http_request_t *r)
 /* ------------------------------------------------- the partner's login */
 
 /*
- * Runs before auth_basic's handler (a dynamic module's access handlers come
- * first): in booking_api locations it forgets a user parsed earlier (by a
- * $remote_user in the rewrite phase, say), so that the API sees a user only
- * when auth_basic parsed it, that is checked it.
+ * In booking_api locations, the API sees a user only when auth_basic checked
+ * it (webmodules_metrics.h).
  */
 
 static ngx_int_t
@@ -903,8 +918,7 @@ ngx_http_booking_access_handler(ngx_http_request_t *r)
     blcf = ngx_http_get_module_loc_conf(r, ngx_http_booking_module);
 
     if (blcf->handler == NGX_HTTP_BOOKING_API) {
-        ngx_str_null(&r->headers_in.user);
-        ngx_str_null(&r->headers_in.passwd);
+        ngx_http_webmodules_forget_user(r);
     }
 
     return NGX_DECLINED;
@@ -1281,6 +1295,7 @@ ngx_http_booking_create_srv_conf(ngx_conf_t *cf)
     conf->config.notify_attempts = NGX_CONF_UNSET;
     conf->config.notify_timeout_ms = NGX_CONF_UNSET;
     conf->config.reminder_hours = NGX_CONF_UNSET;
+    conf->config.cache_ttl = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -1335,6 +1350,10 @@ ngx_http_booking_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (c->reminder_hours == NGX_CONF_UNSET) {
         c->reminder_hours = p->reminder_hours;
+    }
+
+    if (c->cache_ttl == NGX_CONF_UNSET) {
+        c->cache_ttl = p->cache_ttl;
     }
 
     ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
@@ -1617,6 +1636,15 @@ ngx_http_booking_init(ngx_conf_t *cf)
 {
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
+
+    if (ngx_http_webmodules_metrics_init(cf, "booking", booking_metric_defs,
+                                         booking_metric_count,
+                                         &booking_metrics,
+                                         &ngx_http_booking_module)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 

@@ -30,6 +30,15 @@ module AP_MODULE_DECLARE_DATA paywall_module;
 
 APLOG_USE_MODULE(paywall);
 
+/* After APLOG_USE_MODULE: its log lines then name this module. */
+#include "webmodules_metrics.h"
+
+/* The block the other modules' metrics handlers render (webmodules_metrics.h). */
+static metrics_block *webmodules_metrics_paywall(void)
+{
+    return paywall_metrics;
+}
+
 typedef struct {
     int enabled;
     paywall_store_config store;
@@ -1148,9 +1157,13 @@ static void paywall_child_init(apr_pool_t *p, server_rec *s)
 
 static int paywall_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
-    (void) pconf;
+    int rv;
+
     (void) plog;
     (void) ptemp;
+    if ((rv = webmodules_metrics_create(pconf, s, "paywall", paywall_metric_defs, paywall_metric_count,
+                                        &paywall_metrics)) != OK)
+        return rv;
     if (http_global_init() != 0) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "paywall: libcurl cannot start");
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -1165,6 +1178,8 @@ static void paywall_register_hooks(apr_pool_t *p)
     ap_hook_child_init(paywall_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(paywall_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(paywall_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(webmodules_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_REGISTER_OPTIONAL_FN(webmodules_metrics_paywall);
     ap_register_output_filter(FILTER_NAME, paywall_output_filter, NULL, AP_FTYPE_RESOURCE);
 }
 

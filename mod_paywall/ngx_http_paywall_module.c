@@ -17,6 +17,7 @@
 #include "paywall.h"
 #include "paywall_filter.h"
 #include "paywall_store.h"
+#include "webmodules_metrics.h"
 
 
 #if !(NGX_THREADS)
@@ -520,6 +521,13 @@ static ngx_command_t  ngx_http_paywall_commands[] = {
       ngx_http_paywall_handler,
       NGX_HTTP_LOC_CONF_OFFSET,
       NGX_HTTP_PAYWALL_EXPORT,
+      NULL },
+
+    { ngx_string("webmodules_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_webmodules_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
       ngx_null_command
@@ -4137,6 +4145,15 @@ ngx_http_paywall_init(ngx_conf_t *cf)
 {
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
+
+    if (ngx_http_webmodules_metrics_init(cf, "paywall", paywall_metric_defs,
+                                         paywall_metric_count,
+                                         &paywall_metrics,
+                                         &ngx_http_paywall_module)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 

@@ -235,8 +235,12 @@ static int paywall_flag_changed(paywall_store *store, int *flag, int down)
     return changed;
 }
 
+/* Every failure of a store passes through paywall_note_mc or paywall_note_pg (which write a note only when an outage
+ * starts or ends): the place to count them. */
 void paywall_note_mc(paywall_store *store, int down, const char *why, char *note, size_t notelen, int *is_error)
 {
+    if (down)
+        metrics_add(paywall_metrics, PAYWALL_METRIC_STORE_ERRORS, PAYWALL_STORE_MEMCACHED, 1);
     if (!paywall_flag_changed(store, &store->mc_down, down) || note[0] != '\0')
         return;
     if (down) {
@@ -251,6 +255,8 @@ void paywall_note_mc(paywall_store *store, int down, const char *why, char *note
 
 void paywall_note_pg(paywall_store *store, int down, const char *why, char *note, size_t notelen, int *is_error)
 {
+    if (down)
+        metrics_add(paywall_metrics, PAYWALL_METRIC_STORE_ERRORS, PAYWALL_STORE_POSTGRES, 1);
     if (!paywall_flag_changed(store, &store->pg_down, down) || note[0] != '\0')
         return;
     if (down) {
@@ -472,6 +478,16 @@ void paywall_entitlement_publish(paywall_store *store, const char *user, const p
 
 typedef enum { PAYWALL_ENT_FOUND, PAYWALL_ENT_STALE, PAYWALL_ENT_UNAVAILABLE } paywall_ent_status;
 
+static void paywall_count_lookup(paywall_lookup_source source)
+{
+    metrics_add(paywall_metrics, PAYWALL_METRIC_ENTITLEMENT_LOOKUPS, source, 1);
+}
+
+static void paywall_count_latency(paywall_store_kind kind, double started)
+{
+    metrics_observe_ms(paywall_metrics, PAYWALL_METRIC_STORE_LATENCY, kind, metrics_now_ms() - started);
+}
+
 static paywall_ent_status paywall_entitlement_load(paywall_store *store, const char *user, size_t len,
                                                    paywall_entitlement *ent, paywall_result *result)
 {
@@ -480,18 +496,24 @@ static paywall_ent_status paywall_entitlement_load(paywall_store *store, const c
     mc_value got;
     mc_status status;
     PGconn *conn;
+    double started;
     int len_enc;
 
-    if (store->config.cache_ttl_ms > 0 && paywall_cache_get(store, user, len, store->config.cache_ttl_ms, ent))
+    if (store->config.cache_ttl_ms > 0 && paywall_cache_get(store, user, len, store->config.cache_ttl_ms, ent)) {
+        paywall_count_lookup(PAYWALL_LOOKUP_PROCESS_CACHE);
         return PAYWALL_ENT_FOUND;
+    }
     if (store->mc) {
+        started = metrics_now_ms();
         status = mc_get(store->mc, key, key_len, key, key_len, &got, err, sizeof(err));
+        paywall_count_latency(PAYWALL_STORE_MEMCACHED, started);
         if (status == MC_OK) {
             int ok = paywall_entitlement_decode(got.data, ent) == 0;
             free(got.data);
             paywall_note_mc(store, 0, "", result->note, sizeof(result->note), &result->note_is_error);
             if (ok) {
                 paywall_cache_put(store, user, len, ent);
+                paywall_count_lookup(PAYWALL_LOOKUP_MEMCACHED);
                 return PAYWALL_ENT_FOUND;
             }
         } else {
@@ -503,16 +525,20 @@ static paywall_ent_status paywall_entitlement_load(paywall_store *store, const c
         /* memcached alone knows nothing a webhook wrote: nobody is a subscriber. */
         if (store->mc == NULL || !store->mc_down) {
             memset(ent, 0, sizeof(*ent));
+            paywall_count_lookup(store->mc ? PAYWALL_LOOKUP_MEMCACHED : PAYWALL_LOOKUP_PROCESS_CACHE);
             return PAYWALL_ENT_FOUND;
         }
     } else {
         memcpy(user_z, user, len);
         user_z[len] = '\0';
+        started = metrics_now_ms();
         conn = paywall_pg_acquire(store, err, sizeof(err));
         if (conn) {
             int rc = paywall_entitlement_query(conn, user_z, ent, err, sizeof(err));
             pg_pool_release(store->pg, conn, rc == 0);
+            paywall_count_latency(PAYWALL_STORE_POSTGRES, started);
             if (rc == 0) {
+                paywall_count_lookup(PAYWALL_LOOKUP_POSTGRES);
                 paywall_note_pg(store, 0, "", result->note, sizeof(result->note), &result->note_is_error);
                 paywall_cache_put(store, user, len, ent);
                 len_enc = paywall_entitlement_encode(ent, value, sizeof(value));
@@ -522,11 +548,17 @@ static paywall_ent_status paywall_entitlement_load(paywall_store *store, const c
                            err, sizeof(err));
                 return PAYWALL_ENT_FOUND;
             }
+        } else {
+            /* a connection that could not be made took time too: a connect timeout is what visitors wait for */
+            paywall_count_latency(PAYWALL_STORE_POSTGRES, started);
         }
         paywall_note_pg(store, 1, err, result->note, sizeof(result->note), &result->note_is_error);
     }
-    if (paywall_cache_get(store, user, len, store->config.max_stale * 1000, ent))
+    if (paywall_cache_get(store, user, len, store->config.max_stale * 1000, ent)) {
+        paywall_count_lookup(PAYWALL_LOOKUP_STALE);
         return PAYWALL_ENT_STALE;
+    }
+    paywall_count_lookup(PAYWALL_LOOKUP_FAILED);
     return PAYWALL_ENT_UNAVAILABLE;
 }
 
@@ -579,8 +611,8 @@ static int paywall_has_meter(const paywall_rules *rules, const paywall_visit *vi
     return identified || rules->secret != NULL;
 }
 
-int paywall_decide_cached(paywall_store *store, const paywall_rules *rules, const paywall_visit *visit,
-                          paywall_result *result)
+static int paywall_decide_cached_once(paywall_store *store, const paywall_rules *rules, const paywall_visit *visit,
+                                      paywall_result *result)
 {
     paywall_entitlement ent;
     int identified = visit->user_id && paywall_user_id_valid(visit->user_id, visit->user_id_len);
@@ -593,6 +625,7 @@ int paywall_decide_cached(paywall_store *store, const paywall_rules *rules, cons
     }
     if (identified && store && store->config.cache_ttl_ms > 0 &&
         paywall_cache_get(store, visit->user_id, visit->user_id_len, store->config.cache_ttl_ms, &ent)) {
+        paywall_count_lookup(PAYWALL_LOOKUP_PROCESS_CACHE);
         if (paywall_entitlement_grants(rules, &ent, visit->now, result))
             return 1;
         return !paywall_has_meter(rules, visit);
@@ -604,6 +637,17 @@ int paywall_decide_cached(paywall_store *store, const paywall_rules *rules, cons
     return 0;
 }
 
+int paywall_decide_cached(paywall_store *store, const paywall_rules *rules, const paywall_visit *visit,
+                          paywall_result *result)
+{
+    int decided = paywall_decide_cached_once(store, rules, visit, result);
+
+    /* 0 leaves the decision to paywall_decide, which counts it */
+    if (decided)
+        metrics_add(paywall_metrics, PAYWALL_METRIC_DECISIONS, result->access, 1);
+    return decided;
+}
+
 /* The meter: a counter per visitor and period in memcached, shared by every node. */
 static void paywall_meter_count(paywall_store *store, const paywall_rules *rules, const paywall_visit *visit,
                                 int identified, paywall_result *result)
@@ -613,6 +657,7 @@ static void paywall_meter_count(paywall_store *store, const paywall_rules *rules
     time_t start, end;
     uint64_t count = 0;
     mc_status status;
+    double started;
     int n, tampered = 0;
 
     if (identified) {
@@ -649,8 +694,10 @@ static void paywall_meter_count(paywall_store *store, const paywall_rules *rules
         result->reason = "no PaywallMemcached for the meter";
         return;
     }
+    started = metrics_now_ms();
     status = mc_incr(store->mc, key, (size_t)n, key, (size_t)n, tampered ? rules->meter->limit + 1 : 1,
                      tampered ? rules->meter->limit + 1 : 1, end - visit->now + 1, &count, err, sizeof(err));
+    paywall_count_latency(PAYWALL_STORE_MEMCACHED, started);
     if (status != MC_OK) {
         paywall_note_mc(store, 1, err, result->note, sizeof(result->note), &result->note_is_error);
         result->meter_remaining = -1;
@@ -689,8 +736,8 @@ static void paywall_fail_mode_note(paywall_store *store, int failing, paywall_fa
     }
 }
 
-void paywall_decide(paywall_store *store, const paywall_rules *rules, const paywall_visit *visit,
-                    paywall_result *result)
+static void paywall_decide_once(paywall_store *store, const paywall_rules *rules, const paywall_visit *visit,
+                                paywall_result *result)
 {
     paywall_entitlement ent;
     paywall_ent_status status;
@@ -726,6 +773,13 @@ void paywall_decide(paywall_store *store, const paywall_rules *rules, const payw
     }
     if (paywall_has_meter(rules, visit))
         paywall_meter_count(store, rules, visit, identified, result);
+}
+
+void paywall_decide(paywall_store *store, const paywall_rules *rules, const paywall_visit *visit,
+                    paywall_result *result)
+{
+    paywall_decide_once(store, rules, visit, result);
+    metrics_add(paywall_metrics, PAYWALL_METRIC_DECISIONS, result->access, 1);
 }
 
 /* ------------------------------------------------------------------------------------------------- CSRF */

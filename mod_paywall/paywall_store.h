@@ -14,6 +14,7 @@
 #include "pg.h"
 #include "req.h"
 #include "crypto.h"
+#include "metrics.h"
 
 extern const pg_migration paywall_migrations[];
 
@@ -53,6 +54,37 @@ int paywall_user_id_valid(const char *id, size_t len);
 char *paywall_deny_location(const char *url, const char *uri, size_t uri_len);
 
 typedef struct paywall_store paywall_store;
+
+/* Metrics (core/metrics.h), indexed by these enums; label values in the order of the definitions' values
+ * (decisions_total's are paywall_access's). */
+typedef enum {
+    PAYWALL_METRIC_DECISIONS,           /* decisions_total{access} */
+    PAYWALL_METRIC_ENTITLEMENT_LOOKUPS, /* entitlement_lookups_total{source} */
+    PAYWALL_METRIC_STORE_ERRORS,        /* store_errors_total{store} */
+    PAYWALL_METRIC_STORE_LATENCY,       /* store_latency_ms{store} */
+    PAYWALL_METRIC_WEBHOOKS             /* webhooks_total{result} */
+} paywall_metric;
+
+typedef enum {
+    PAYWALL_LOOKUP_PROCESS_CACHE,
+    PAYWALL_LOOKUP_MEMCACHED,
+    PAYWALL_LOOKUP_POSTGRES,
+    PAYWALL_LOOKUP_STALE, /* both stores failed: an older cached entitlement served */
+    PAYWALL_LOOKUP_FAILED /* both stores failed and nothing cached: the fail mode decides */
+} paywall_lookup_source;
+
+typedef enum { PAYWALL_STORE_MEMCACHED, PAYWALL_STORE_POSTGRES } paywall_store_kind;
+
+typedef enum {
+    PAYWALL_WEBHOOK_PROCESSED,
+    PAYWALL_WEBHOOK_DUPLICATE, /* an event already applied: Stripe's retry */
+    PAYWALL_WEBHOOK_REFUSED,   /* bad signature or body: 400 */
+    PAYWALL_WEBHOOK_FAILED     /* stores down: 503, Stripe retries */
+} paywall_webhook_outcome;
+
+extern const metrics_def paywall_metric_defs[];
+extern const size_t paywall_metric_count;
+extern metrics_block *paywall_metrics; /* set by the adapter; NULL: nothing is counted */
 
 /* The process's store for this configuration, opened lazily (PostgreSQL migrations on first open; a database that is
  * down then is migrated later). Thread-safe. NULL and err when the configuration cannot work (bad server list). */

@@ -15,6 +15,7 @@ typedef struct {
     char users[PAYWALL_USERS_TOUCHED_MAX][PAYWALL_USER_ID_MAX + 1];
     size_t nusers;
     const char *outcome; /* for the answer's body: "applied", "replay", "older than the stored state" ... */
+    int replay;          /* the event was applied before */
 } paywall_apply;
 
 static void paywall_result_set(paywall_webhook_result *result, int status, const char *fmt, ...)
@@ -303,6 +304,7 @@ static int paywall_apply_event(paywall_apply *apply, const paywall_plans *plans,
     PQclear(res);
     if (!fresh) {
         apply->outcome = "already processed (replay): acknowledged, not applied again";
+        apply->replay = 1;
         return paywall_sql_run(apply, "COMMIT", 0, NULL);
     }
     switch (event->type) {
@@ -339,9 +341,10 @@ fail:
     return -1;
 }
 
-void paywall_webhook_handle(paywall_store *store, const paywall_plans *plans, const char *webhook_secret,
-                            size_t webhook_secret_len, const char *signature, size_t signature_len, const char *body,
-                            size_t body_len, time_t now, paywall_webhook_result *result)
+static void paywall_webhook_once(paywall_store *store, const paywall_plans *plans, const char *webhook_secret,
+                                 size_t webhook_secret_len, const char *signature, size_t signature_len,
+                                 const char *body, size_t body_len, time_t now, paywall_webhook_result *result,
+                                 int *replay)
 {
     paywall_stripe_status verified;
     paywall_event *event = NULL;
@@ -349,6 +352,7 @@ void paywall_webhook_handle(paywall_store *store, const paywall_plans *plans, co
     paywall_entitlement ent;
     char err[512], warning[256] = "";
     const char *reason = NULL;
+    double started;
     size_t i;
     int ok;
 
@@ -376,8 +380,11 @@ void paywall_webhook_handle(paywall_store *store, const paywall_plans *plans, co
     if (event->warning[0])
         snprintf(result->note, sizeof(result->note), "event %s: %s", event->id, event->warning);
 
+    started = metrics_now_ms();
     apply.conn = paywall_pg_acquire(store, apply.err, sizeof(apply.err));
     if (apply.conn == NULL) {
+        metrics_observe_ms(paywall_metrics, PAYWALL_METRIC_STORE_LATENCY, PAYWALL_STORE_POSTGRES,
+                           metrics_now_ms() - started);
         paywall_note_pg(store, 1, apply.err, result->note, sizeof(result->note), &result->note_is_error);
         /* Stripe retries any answer but 2xx for three days: nothing is lost while the database is away. */
         paywall_result_set(result, 503, "event %s not stored, Stripe will retry: %.200s", event->id, apply.err);
@@ -385,11 +392,15 @@ void paywall_webhook_handle(paywall_store *store, const paywall_plans *plans, co
         return;
     }
     ok = paywall_apply_event(&apply, plans, event, warning, sizeof(warning)) == 0;
+    metrics_observe_ms(paywall_metrics, PAYWALL_METRIC_STORE_LATENCY, PAYWALL_STORE_POSTGRES,
+                       metrics_now_ms() - started);
     if (!ok) {
         int lost = PQstatus(apply.conn) != CONNECTION_OK;
         pg_pool_release(store->pg, apply.conn, 0);
         if (lost)
             paywall_note_pg(store, 1, apply.err, result->note, sizeof(result->note), &result->note_is_error);
+        else /* a statement failed on a live connection: no outage to note, still a store error */
+            metrics_add(paywall_metrics, PAYWALL_METRIC_STORE_ERRORS, PAYWALL_STORE_POSTGRES, 1);
         paywall_result_set(result, lost ? 503 : 500, "event %s (%s) not stored, Stripe will retry: %.200s", event->id,
                            event->type_text, apply.err);
         paywall_event_free(event);
@@ -406,5 +417,24 @@ void paywall_webhook_handle(paywall_store *store, const paywall_plans *plans, co
     if (warning[0] && result->note[0] == '\0')
         snprintf(result->note, sizeof(result->note), "event %s: %s", event->id, warning);
     paywall_result_set(result, 200, "event %s (%s): %s", event->id, event->type_text, apply.outcome);
+    *replay = apply.replay;
     paywall_event_free(event);
+}
+
+void paywall_webhook_handle(paywall_store *store, const paywall_plans *plans, const char *webhook_secret,
+                            size_t webhook_secret_len, const char *signature, size_t signature_len, const char *body,
+                            size_t body_len, time_t now, paywall_webhook_result *result)
+{
+    paywall_webhook_outcome outcome;
+    int replay = 0;
+
+    paywall_webhook_once(store, plans, webhook_secret, webhook_secret_len, signature, signature_len, body, body_len,
+                         now, result, &replay);
+    if (result->status >= 200 && result->status < 300)
+        outcome = replay ? PAYWALL_WEBHOOK_DUPLICATE : PAYWALL_WEBHOOK_PROCESSED;
+    else if (result->status >= 400 && result->status < 500)
+        outcome = PAYWALL_WEBHOOK_REFUSED;
+    else
+        outcome = PAYWALL_WEBHOOK_FAILED;
+    metrics_add(paywall_metrics, PAYWALL_METRIC_WEBHOOKS, outcome, 1);
 }

@@ -37,6 +37,15 @@ module AP_MODULE_DECLARE_DATA promo_module;
 
 APLOG_USE_MODULE(promo);
 
+/* After APLOG_USE_MODULE: its log lines then name this module. */
+#include "webmodules_metrics.h"
+
+/* The block the other modules' metrics handlers render (webmodules_metrics.h). */
+static metrics_block *webmodules_metrics_promo(void)
+{
+    return promo_metrics;
+}
+
 typedef struct {
     int enabled;
     promo_store_config store;
@@ -398,6 +407,7 @@ static void promo_apply_code(request_rec *r, const promo_dir_conf *conf, promo_r
                 promo_count(state->store, promotion->id, PROMO_COUNT_REDEMPTION, now);
             }
         } else {
+            metrics_add(promo_metrics, PROMO_METRIC_CODES, PROMO_CODE_RESULT_REFUSED, 1);
             apr_table_setn(r->subprocess_env, "PROMO_CODE_ERROR", promo_code_status_name(status));
             apr_table_setn(r->subprocess_env, "PROMO_CODE_MESSAGE", promo_code_status_message(status));
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "promo code \"%s\" refused: %s",
@@ -836,15 +846,25 @@ static void promo_child_init(apr_pool_t *p, server_rec *s)
     apr_pool_cleanup_register(p, NULL, promo_child_exit, apr_pool_cleanup_null);
 }
 
+static int promo_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    (void) plog;
+    (void) ptemp;
+    return webmodules_metrics_create(pconf, s, "promo", promo_metric_defs, promo_metric_count, &promo_metrics);
+}
+
 static void promo_register_hooks(apr_pool_t *p)
 {
     /* After mod_paywall's fixups, whose PAYWALL_ACCESS decides the audience. */
     static const char *const after[] = {"mod_paywall.c", "mod_session_shared.c", NULL};
 
     (void) p;
+    ap_hook_post_config(promo_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(promo_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(promo_fixups, after, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(promo_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(webmodules_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_REGISTER_OPTIONAL_FN(webmodules_metrics_promo);
     ap_register_output_filter(FILTER_NAME, promo_output_filter, NULL, AP_FTYPE_RESOURCE);
 }
 

@@ -18,6 +18,7 @@
 #include "promo.h"
 #include "promo_store.h"
 #include "req.h"
+#include "webmodules_metrics.h"
 
 
 #if !(NGX_THREADS)
@@ -368,6 +369,13 @@ static ngx_command_t  ngx_http_promo_commands[] = {
       NGX_HTTP_PROMO_ADMIN,
       NULL },
 
+    { ngx_string("webmodules_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_webmodules_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -594,6 +602,8 @@ ngx_http_promo_apply_arg(ngx_http_request_t *r,
     if (status != PROMO_CODE_OK) {
         ctx->refused = status;
         ctx->refused_code = 1;
+        metrics_add(promo_metrics, PROMO_METRIC_CODES,
+                    PROMO_CODE_RESULT_REFUSED, 1);
 
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "promo code \"%*s\" refused: %s",
@@ -3241,6 +3251,15 @@ ngx_http_promo_init(ngx_conf_t *cf)
 {
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
+
+    if (ngx_http_webmodules_metrics_init(cf, "promo", promo_metric_defs,
+                                         promo_metric_count,
+                                         &promo_metrics,
+                                         &ngx_http_promo_module)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 

@@ -506,6 +506,7 @@ void promo_store_refresh(promo_store *store, time_t now, char *note, size_t note
     size_t ncounts;
     char err[512] = "";
     PGconn *conn;
+    double started = metrics_now_ms();
     int ok = 0;
 
     /* Take the counts out; they go back if PostgreSQL does not take them. */
@@ -572,6 +573,8 @@ void promo_store_refresh(promo_store *store, time_t now, char *note, size_t note
     free(counts);
     if (old)
         promo_snapshot_release(old);
+    metrics_add(promo_metrics, PROMO_METRIC_REFRESHES, fresh ? PROMO_REFRESH_OK : PROMO_REFRESH_FAILED, 1);
+    metrics_observe_ms(promo_metrics, PROMO_METRIC_REFRESH_LATENCY, 0, metrics_now_ms() - started);
     promo_note(store, fresh == NULL, err, note, notelen, note_is_error);
 }
 
@@ -580,6 +583,12 @@ void promo_count(promo_store *store, long long promotion_id, promo_count_kind ki
     long day = (long)(now / 86400);
     size_t i;
 
+    /* Before the per-promotion count, which can fail for memory: the visitor saw or did it all the same. */
+    if (kind == PROMO_COUNT_REDEMPTION)
+        metrics_add(promo_metrics, PROMO_METRIC_CODES, PROMO_CODE_RESULT_APPLIED, 1);
+    else
+        metrics_add(promo_metrics, PROMO_METRIC_BANNERS,
+                    kind == PROMO_COUNT_IMPRESSION ? PROMO_BANNER_INJECTED : PROMO_BANNER_CLICKED, 1);
     pthread_mutex_lock(&store->lock);
     for (i = 0; i < store->ncounts; i++)
         if (store->counts[i].id == promotion_id && store->counts[i].day == day)

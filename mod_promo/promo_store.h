@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "mc.h"
+#include "metrics.h"
 #include "pg.h"
 #include "promo.h"
 
@@ -26,6 +27,22 @@ typedef struct {
 } promo_store_config;
 
 typedef struct promo_store promo_store;
+
+/* Metrics (core/metrics.h), indexed by these enums; label values in the order of the definitions' values. */
+typedef enum {
+    PROMO_METRIC_BANNERS,        /* banners_total{result} */
+    PROMO_METRIC_CODES,          /* codes_total{result} */
+    PROMO_METRIC_REFRESHES,      /* refreshes_total{result} */
+    PROMO_METRIC_REFRESH_LATENCY /* refresh_latency_ms */
+} promo_metric;
+
+typedef enum { PROMO_BANNER_INJECTED, PROMO_BANNER_CLICKED } promo_banner_result;
+typedef enum { PROMO_CODE_RESULT_APPLIED, PROMO_CODE_RESULT_REFUSED } promo_code_result;
+typedef enum { PROMO_REFRESH_OK, PROMO_REFRESH_FAILED } promo_refresh_result;
+
+extern const metrics_def promo_metric_defs[];
+extern const size_t promo_metric_count;
+extern metrics_block *promo_metrics; /* set by the adapter; NULL: nothing is counted */
 
 /* The process's store for this configuration, opened lazily (migrations on first open; a database that is down then
  * is migrated later). NULL and err when the configuration cannot work. Never blocks: opens no connection. */

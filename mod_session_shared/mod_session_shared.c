@@ -26,6 +26,15 @@ module AP_MODULE_DECLARE_DATA session_shared_module;
 
 APLOG_USE_MODULE(session_shared);
 
+/* After APLOG_USE_MODULE: its log lines then name this module. */
+#include "webmodules_metrics.h"
+
+/* The block the other modules' metrics handlers render (webmodules_metrics.h). */
+static metrics_block *webmodules_metrics_session_shared(void)
+{
+    return session_shared_metrics;
+}
+
 typedef struct {
     int enabled;
     session_shared_store_config store;
@@ -560,6 +569,14 @@ static void session_shared_child_init(apr_pool_t *p, server_rec *s)
     apr_pool_cleanup_register(p, NULL, session_shared_child_exit, apr_pool_cleanup_null);
 }
 
+static int session_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    (void) plog;
+    (void) ptemp;
+    return webmodules_metrics_create(pconf, s, "session_shared", session_shared_metric_defs,
+                                     session_shared_metric_count, &session_shared_metrics);
+}
+
 typedef void (*session_shared_hook_load_fn)(apr_status_t (*)(request_rec *, session_rec **), const char *const *,
                                             const char *const *, int);
 typedef void (*session_shared_hook_save_fn)(apr_status_t (*)(request_rec *, session_rec *), const char *const *,
@@ -571,7 +588,10 @@ static void session_shared_register_hooks(apr_pool_t *p)
     session_shared_hook_save_fn hook_save;
 
     (void) p;
+    ap_hook_post_config(session_shared_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(session_shared_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(webmodules_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_REGISTER_OPTIONAL_FN(webmodules_metrics_session_shared);
     ap_hook_header_parser(session_shared_header_parser, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_log_transaction(session_shared_log_transaction, NULL, NULL, APR_HOOK_MIDDLE);
 

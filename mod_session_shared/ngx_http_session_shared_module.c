@@ -11,6 +11,7 @@
 
 #include "cookie.h"
 #include "session_shared.h"
+#include "webmodules_metrics.h"
 
 
 #if !(NGX_THREADS)
@@ -186,6 +187,13 @@ static ngx_command_t  ngx_http_session_shared_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_session_shared_loc_conf_t, thread_pool_name),
+      NULL },
+
+    { ngx_string("webmodules_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_webmodules_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
       ngx_null_command
@@ -1195,6 +1203,16 @@ ngx_http_session_shared_init(ngx_conf_t *cf)
 {
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
+
+    if (ngx_http_webmodules_metrics_init(cf, "session_shared",
+                                         session_shared_metric_defs,
+                                         session_shared_metric_count,
+                                         &session_shared_metrics,
+                                         &ngx_http_session_shared_module)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 

@@ -47,6 +47,27 @@ struct session_shared_store {
 static pthread_mutex_t session_shared_stores_lock = PTHREAD_MUTEX_INITIALIZER;
 static session_shared_store *session_shared_stores;
 
+/* ------------------------------------------------------------------------------------------------- metrics */
+
+static void session_shared_count_call(session_shared_store_kind kind, double started, int failed)
+{
+    metrics_observe_ms(session_shared_metrics, SESSION_SHARED_METRIC_STORE_LATENCY, kind, metrics_now_ms() - started);
+    if (failed)
+        metrics_add(session_shared_metrics, SESSION_SHARED_METRIC_STORE_ERRORS, kind, 1);
+}
+
+static void session_shared_count_load(session_shared_load_result result)
+{
+    metrics_add(session_shared_metrics, SESSION_SHARED_METRIC_LOADS, result, 1);
+}
+
+static int session_shared_count_save(int rc)
+{
+    metrics_add(session_shared_metrics, SESSION_SHARED_METRIC_SAVES,
+                rc == 0 ? SESSION_SHARED_SAVE_OK : SESSION_SHARED_SAVE_FAILED, 1);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------------------------- directive values */
 
 const char *session_shared_parse_format(const char *value, phpser_format *out)
@@ -471,9 +492,11 @@ static time_t session_shared_touch_interval(const session_shared_store *store)
 static PGconn *session_shared_pg_acquire(session_shared_store *store, char *note, size_t notelen, int *is_error)
 {
     char err[512];
+    double started = metrics_now_ms();
     PGconn *conn = pg_pool_acquire(store->pg, err, sizeof(err));
 
     if (conn == NULL) {
+        session_shared_count_call(SESSION_SHARED_STORE_POSTGRES, started, 1);
         session_shared_note_pg(store, 1, err, note, notelen, is_error);
         return NULL;
     }
@@ -505,16 +528,19 @@ static int session_shared_pg_read(session_shared_store *store, const char *id, s
     const char *params[1] = {idbuf};
     PGconn *conn;
     PGresult *res;
+    double started;
     int found = 0;
 
     conn = session_shared_pg_acquire(store, record->note, sizeof(record->note), &record->note_is_error);
     if (conn == NULL)
         return -1;
     snprintf(idbuf, sizeof(idbuf), "%.*s", (int)id_len, id);
+    started = metrics_now_ms();
     res = pg_exec(conn,
                   "SELECT data, extract(epoch FROM created_at)::bigint, extract(epoch FROM last_access)::bigint "
                   "FROM session_shared.sessions WHERE id = $1",
                   1, params, NULL, NULL, err, sizeof(err));
+    session_shared_count_call(SESSION_SHARED_STORE_POSTGRES, started, res == NULL);
     if (res == NULL) {
         session_shared_pg_done(store, conn, 0, err, record->note, sizeof(record->note), &record->note_is_error);
         return -1;
@@ -550,6 +576,7 @@ static int session_shared_pg_write(session_shared_store *store, const char *id, 
     int formats[4] = {0, 1, 0, 0};
     PGconn *conn;
     PGresult *res;
+    double started;
 
     conn = session_shared_pg_acquire(store, note, notelen, is_error);
     if (conn == NULL)
@@ -557,12 +584,14 @@ static int session_shared_pg_write(session_shared_store *store, const char *id, 
     snprintf(idbuf, sizeof(idbuf), "%.*s", (int)id_len, id);
     snprintf(created_s, sizeof(created_s), "%lld", (long long)created);
     snprintf(access_s, sizeof(access_s), "%lld", (long long)last_access);
+    started = metrics_now_ms();
     res = pg_exec(conn,
                   "INSERT INTO session_shared.sessions (id, data, created_at, last_access, updated_at) "
                   "VALUES ($1, $2, to_timestamp($3), to_timestamp($4), now()) "
                   "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, last_access = EXCLUDED.last_access, "
                   "updated_at = now()",
                   4, params, lengths, formats, err, sizeof(err));
+    session_shared_count_call(SESSION_SHARED_STORE_POSTGRES, started, res == NULL);
     session_shared_pg_done(store, conn, res != NULL, err, note, notelen, is_error);
     if (res == NULL)
         return -1;
@@ -577,11 +606,14 @@ static void session_shared_pg_simple(session_shared_store *store, const char *sq
     const char *params[2] = {idbuf, arg};
     PGconn *conn = session_shared_pg_acquire(store, note, notelen, is_error);
     PGresult *res;
+    double started;
 
     if (conn == NULL)
         return;
     snprintf(idbuf, sizeof(idbuf), "%.*s", (int)id_len, id);
+    started = metrics_now_ms();
     res = pg_exec(conn, sql, arg ? 2 : 1, params, NULL, NULL, err, sizeof(err));
+    session_shared_count_call(SESSION_SHARED_STORE_POSTGRES, started, res == NULL);
     session_shared_pg_done(store, conn, res != NULL, err, note, notelen, is_error);
     PQclear(res);
 }
@@ -592,6 +624,7 @@ static void session_shared_pg_purge(session_shared_store *store, time_t now, cha
     const char *params[2] = {idle, absolute};
     PGconn *conn;
     PGresult *res;
+    double started;
     int due;
 
     pthread_mutex_lock(&store->lock);
@@ -607,6 +640,7 @@ static void session_shared_pg_purge(session_shared_store *store, time_t now, cha
     snprintf(idle, sizeof(idle), "%ld", store->config.idle_timeout ? store->config.idle_timeout : 0x7fffffffL);
     snprintf(absolute, sizeof(absolute), "%ld",
              store->config.absolute_timeout ? store->config.absolute_timeout : 0x7fffffffL);
+    started = metrics_now_ms();
     /* Batched, so a backlog never holds a long lock; several nodes purging at once only share the work. */
     res = pg_exec(conn,
                   "DELETE FROM session_shared.sessions WHERE id IN (SELECT id FROM session_shared.sessions "
@@ -614,6 +648,7 @@ static void session_shared_pg_purge(session_shared_store *store, time_t now, cha
                   "OR created_at < now() - make_interval(secs => $2::bigint) LIMIT " SESSION_SHARED_PURGE_BATCH
                   " FOR UPDATE SKIP LOCKED)",
                   2, params, NULL, NULL, err, sizeof(err));
+    session_shared_count_call(SESSION_SHARED_STORE_POSTGRES, started, res == NULL);
     session_shared_pg_done(store, conn, res != NULL, err, note, notelen, NULL);
     PQclear(res);
 }
@@ -679,6 +714,7 @@ int session_shared_cache_lookup(session_shared_store *store, const char *id, siz
         record->session = NULL;
     record->state = SESSION_SHARED_FOUND;
     record->source = "cache";
+    session_shared_count_load(SESSION_SHARED_LOAD_CACHE_HIT);
     return 1;
 }
 
@@ -788,12 +824,15 @@ static int session_shared_read_data(session_shared_store *store, const char *id,
     char err[256];
     mc_value value;
     mc_status status;
+    double started;
     int answered = 0, found;
 
     *from_ring = 0;
     /* The data and its meta hash alike, so one round trip to one node answers both. */
+    started = metrics_now_ms();
     status = mc_get2(store->mc, id, id_len, keys->data, keys->data_len, keys->meta, keys->meta_len, &value, meta, err,
                      sizeof(err));
+    session_shared_count_call(SESSION_SHARED_STORE_MEMCACHED, started, status == MC_OUTAGE);
     if (status == MC_OK) {
         session_shared_note_mc(store, 0, NULL, record->note, sizeof(record->note), &record->note_is_error);
         char conv_err[128];
@@ -818,7 +857,9 @@ static int session_shared_read_data(session_shared_store *store, const char *id,
         answered = 1;
 
     /* A node that died or restarted leaves the ring; a copy may still be on a replica. */
+    started = metrics_now_ms();
     status = mc_get_any_node(store->mc, keys->data, keys->data_len, &value, err, sizeof(err));
+    session_shared_count_call(SESSION_SHARED_STORE_MEMCACHED, started, status == MC_OUTAGE);
     if (status == MC_OK) {
         record->data = value.data;
         record->len = value.len;
@@ -853,6 +894,7 @@ void session_shared_load(session_shared_store *store, const char *id, size_t id_
     memset(record, 0, sizeof(*record));
     if (session_shared_keys_make(store, id, id_len, &keys) != 0) {
         record->state = SESSION_SHARED_NONE;
+        session_shared_count_load(SESSION_SHARED_LOAD_MISS);
         return;
     }
     found = session_shared_read_data(store, id, id_len, &keys, record, &from_ring, &meta);
@@ -862,10 +904,12 @@ void session_shared_load(session_shared_store *store, const char *id, size_t id_
     }
     if (found < 0) {
         record->state = SESSION_SHARED_UNAVAILABLE;
+        session_shared_count_load(SESSION_SHARED_LOAD_UNAVAILABLE);
         return;
     }
     if (found == 0) {
         record->state = SESSION_SHARED_NONE;
+        session_shared_count_load(SESSION_SHARED_LOAD_MISS);
         return;
     }
 
@@ -893,12 +937,19 @@ void session_shared_load(session_shared_store *store, const char *id, size_t id_
         record->data = NULL;
         record->len = 0;
         record->state = SESSION_SHARED_EXPIRED;
+        session_shared_count_load(SESSION_SHARED_LOAD_EXPIRED);
         return;
     }
 
     fingerprint = store->pg ? session_shared_fingerprint(record->data, record->len) : 0;
     if (strcmp(record->source, "postgresql") == 0)
         durable = fingerprint;
+    if (from_ring)
+        session_shared_count_load(SESSION_SHARED_LOAD_MEMCACHED_HIT);
+    else if (strcmp(record->source, "postgresql") == 0)
+        session_shared_count_load(SESSION_SHARED_LOAD_POSTGRES_HIT);
+    else
+        session_shared_count_load(SESSION_SHARED_LOAD_REPLICA_HIT);
     if (!from_ring) {
         /* Put it back where PHP looks, so the app sees the session on this very request. */
         mc_set(store->mc, id, id_len, keys.data, keys.data_len, record->data, record->len, 0,
@@ -966,11 +1017,13 @@ int session_shared_save(session_shared_store *store, const char *id, size_t id_l
     session_shared_keys keys;
     char mc_err[256], note[512] = "";
     unsigned long long durable = 0;
+    mc_status status;
+    double started;
     int locked, stored = 0;
 
     if (session_shared_keys_make(store, id, id_len, &keys) != 0) {
         snprintf(err, errlen, "session id too long");
-        return -1;
+        return session_shared_count_save(-1);
     }
     if (created == 0)
         created = now;
@@ -978,12 +1031,14 @@ int session_shared_save(session_shared_store *store, const char *id, size_t id_l
     locked = session_shared_lock(store, id, id_len, &keys, mc_err, sizeof(mc_err));
     if (locked == -2) {
         snprintf(err, errlen, "%s", mc_err);
-        return -1;
+        return session_shared_count_save(-1);
     }
-    if (mc_set(store->mc, id, id_len, keys.data, keys.data_len, data, len, 0, session_shared_data_ttl(store), mc_err,
-               sizeof(mc_err)) == MC_OK) {
+    started = metrics_now_ms();
+    status = mc_set(store->mc, id, id_len, keys.data, keys.data_len, data, len, 0, session_shared_data_ttl(store),
+                    mc_err, sizeof(mc_err));
+    session_shared_count_call(SESSION_SHARED_STORE_MEMCACHED, started, status == MC_OUTAGE);
+    if (status == MC_OK)
         stored = 1;
-    }
     if (store->pg &&
         session_shared_pg_write(store, id, id_len, data, len, created, now, note, sizeof(note), NULL) == 0) {
         stored = 1;
@@ -995,9 +1050,9 @@ int session_shared_save(session_shared_store *store, const char *id, size_t id_l
         mc_delete(store->mc, keys.lock_hash, keys.lock_hash_len, keys.lock, keys.lock_len, mc_err, sizeof(mc_err));
     if (!stored) {
         snprintf(err, errlen, "no store took the session: %.200s%s%.250s", mc_err, note[0] ? "; " : "", note);
-        return -1;
+        return session_shared_count_save(-1);
     }
-    return 0;
+    return session_shared_count_save(0);
 }
 
 int session_shared_destroy(session_shared_store *store, const char *id, size_t id_len, char *err, size_t errlen)
@@ -1021,6 +1076,7 @@ void session_shared_sync(session_shared_store *store, const char *id, size_t id_
     mc_value value, meta;
     session_shared_meta parsed;
     mc_status status;
+    double started;
     time_t created = now;
 
     if (notelen)
@@ -1028,8 +1084,10 @@ void session_shared_sync(session_shared_store *store, const char *id, size_t id_
     if (store->pg == NULL || session_shared_keys_make(store, id, id_len, &keys) != 0)
         return;
     /* One round trip for the data and its meta; the meta's fingerprint says whether PostgreSQL already has it. */
+    started = metrics_now_ms();
     status = mc_get2(store->mc, id, id_len, keys.data, keys.data_len, keys.meta, keys.meta_len, &value, &meta, err,
                      sizeof(err));
+    session_shared_count_call(SESSION_SHARED_STORE_MEMCACHED, started, status == MC_OUTAGE);
     if (status == MC_OK) {
         unsigned long long fingerprint = session_shared_fingerprint(value.data, value.len);
         unsigned long long durable = 0;

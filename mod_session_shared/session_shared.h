@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "mc.h"
+#include "metrics.h"
 #include "pg.h"
 #include "phpser.h"
 #include "req.h"
@@ -19,6 +20,31 @@
 #define SESSION_SHARED_ID_CHARS       32 /* 160 bits at 5 bits a character, PHP's default id */
 
 extern const pg_migration session_shared_migrations[];
+
+/* Metrics (core/metrics.h), indexed by these enums; label values in the order of the definitions' values. */
+typedef enum {
+    SESSION_SHARED_METRIC_LOADS,        /* loads_total{result} */
+    SESSION_SHARED_METRIC_SAVES,        /* saves_total{result} */
+    SESSION_SHARED_METRIC_STORE_ERRORS, /* store_errors_total{store} */
+    SESSION_SHARED_METRIC_STORE_LATENCY /* store_latency_ms{store} */
+} session_shared_metric;
+
+typedef enum {
+    SESSION_SHARED_LOAD_CACHE_HIT,     /* this process's copy (SessionSharedCacheTTL) */
+    SESSION_SHARED_LOAD_MEMCACHED_HIT, /* the session's own node */
+    SESSION_SHARED_LOAD_REPLICA_HIT,   /* another memcached node */
+    SESSION_SHARED_LOAD_POSTGRES_HIT,  /* the durable copy */
+    SESSION_SHARED_LOAD_MISS,
+    SESSION_SHARED_LOAD_EXPIRED,
+    SESSION_SHARED_LOAD_UNAVAILABLE
+} session_shared_load_result;
+
+typedef enum { SESSION_SHARED_SAVE_OK, SESSION_SHARED_SAVE_FAILED } session_shared_save_result;
+typedef enum { SESSION_SHARED_STORE_MEMCACHED, SESSION_SHARED_STORE_POSTGRES } session_shared_store_kind;
+
+extern const metrics_def session_shared_metric_defs[];
+extern const size_t session_shared_metric_count;
+extern metrics_block *session_shared_metrics; /* set by the adapter; NULL: nothing is counted */
 
 typedef enum { SESSION_SHARED_SECURE_AUTO, SESSION_SHARED_SECURE_ON, SESSION_SHARED_SECURE_OFF } session_shared_secure;
 

@@ -20,7 +20,8 @@ package ModTest;
 #                                                    \'raw' is written unquoted)
 #   docroot => dir                                   default tests/integration/app (@DOCROOT@)
 #   apache_port, nginx_port, fpm_port, pg_port, mc_ports => [...]   fixed ports instead of free ones
-#   php_children => 4, fpm_pool => 'extra pool lines', nginx_workers => 1, servers => [...], load_modules => 1
+#   php_children => 4, fpm_pool => 'extra pool lines', nginx_workers => 1, servers => [...], load_modules => 1,
+#   pg_max_connections => 50
 # Servers      $t->start_servers(%opt)   (again: restarts them with the new configuration)
 #   apache, nginx                 inside <VirtualHost> / server {}
 #   apache_php, nginx_php         inside the PHP <FilesMatch> / location ~ \.php$ {}
@@ -359,7 +360,8 @@ sub pg_start {
     my $port = $self->{ports}{pg};
     my $log = "$self->{prefix}/pg_ctl.log";
     my $opts = join ' ', "-p $port", "-k $dir", '-c listen_addresses=127.0.0.1', '-c fsync=off',
-        '-c synchronous_commit=off', '-c full_page_writes=off', '-c max_connections=50';
+        '-c synchronous_commit=off', '-c full_page_writes=off',
+        '-c max_connections=' . ($self->{opt}{pg_max_connections} // 50);
     my $rc = $self->_run($log, $self->_pg_cmd("$BIN{pg}/pg_ctl", '-D', "$dir/data", '-l', "$dir/postgres.log",
         '-w', '-t', $START_TIMEOUT, '-o', $opts, 'start'));
     if ($rc) {
