@@ -76,6 +76,14 @@ void pg_pool_destroy(pg_pool *pool)
     free(pool);
 }
 
+/* libpq prints server notices ("schema ... already exists, skipping") on stderr, which is the web server's error log
+ * without a date or a module name; the modules report what matters themselves. */
+static void pg_ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static PGconn *pg_connect(pg_pool *pool, char *err, size_t errlen)
 {
     PGconn *conn = PQconnectdb(pool->conninfo);
@@ -92,6 +100,7 @@ static PGconn *pg_connect(pg_pool *pool, char *err, size_t errlen)
         PQfinish(conn);
         return NULL;
     }
+    PQsetNoticeProcessor(conn, pg_ignore_notice, NULL);
     snprintf(setting, sizeof(setting), "SET statement_timeout = %u", pool->statement_timeout_ms);
     res = PQexec(conn, setting);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {

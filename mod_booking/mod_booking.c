@@ -425,8 +425,9 @@ static void booking_child_init(apr_pool_t *p, server_rec *s)
         target->next = d->targets;
         d->targets = target;
     }
-    /* Registered before the thread starts so that the pool's cleanup joins it before the stores close. */
-    apr_pool_cleanup_register(p, d, booking_child_exit, apr_pool_cleanup_null);
+    /* A pre-cleanup: it runs before the pool frees its subpools, the dispatcher thread's among them, so the thread is
+     * joined while its memory still exists, and before the stores close. */
+    apr_pool_pre_cleanup_register(p, d, booking_child_exit);
     if (d->targets == NULL)
         return;
     if ((rv = apr_thread_create(&d->thread, NULL, booking_dispatch_thread, d, p)) != APR_SUCCESS) {

@@ -224,6 +224,18 @@ void paywall_stores_close_all(void)
 }
 
 /* Outages are logged when they start and when they end, not once per request. */
+static int paywall_store_pg_known_down(paywall_store *store)
+{
+    int down;
+
+    if (store->pg == NULL)
+        return 0;
+    pthread_mutex_lock(&store->lock);
+    down = store->pg_down;
+    pthread_mutex_unlock(&store->lock);
+    return down;
+}
+
 static int paywall_flag_changed(paywall_store *store, int *flag, int down)
 {
     int changed;
@@ -723,7 +735,9 @@ static void paywall_meter_count(paywall_store *store, const paywall_rules *rules
 
 static void paywall_fail_mode_note(paywall_store *store, int failing, paywall_fail_mode mode, paywall_result *result)
 {
-    if (!paywall_flag_changed(store, &store->failing, failing) || result->note[0] != '\0')
+    /* One note per request: when this one already carries another (PostgreSQL unreachable, say), the change waits for
+     * the next request rather than being lost. */
+    if (result->note[0] != '\0' || !paywall_flag_changed(store, &store->failing, failing))
         return;
     if (failing) {
         snprintf(result->note, sizeof(result->note),
@@ -762,7 +776,9 @@ static void paywall_decide_once(paywall_store *store, const paywall_rules *rules
             }
             result->reason = "stores unreachable: fail mode closed";
         } else {
-            if (status == PAYWALL_ENT_FOUND)
+            /* An entitlement memcached still had is no sign PostgreSQL is back: ending the incident on it would
+             * log it starting and stopping with every visitor memcached does not know. */
+            if (status == PAYWALL_ENT_FOUND && !paywall_store_pg_known_down(store))
                 paywall_fail_mode_note(store, 0, rules->fail_mode, result);
             if (paywall_entitlement_grants(rules, &ent, visit->now, result)) {
                 if (status == PAYWALL_ENT_STALE)

@@ -21,7 +21,7 @@ package ModTest;
 #   docroot => dir                                   default tests/integration/app (@DOCROOT@)
 #   apache_port, nginx_port, fpm_port, pg_port, mc_ports => [...]   fixed ports instead of free ones
 #   php_children => 4, fpm_pool => 'extra pool lines', nginx_workers => 1, servers => [...], load_modules => 1,
-#   pg_max_connections => 50
+#   pg_max_connections => 50, nginx_worker_connections => 1024
 # Servers      $t->start_servers(%opt)   (again: restarts them with the new configuration)
 #   apache, nginx                 inside <VirtualHost> / server {}
 #   apache_php, nginx_php         inside the PHP <FilesMatch> / location ~ \.php$ {}
@@ -627,7 +627,7 @@ sub _nginx_spawn {
         . "pid $dir/nginx.pid;\n"
         . "error_log $dir/error.log " . ($DEBUG ? 'debug' : 'info') . ";\n"
         . $self->_subst($o{nginx_main}) . "\n"
-        . "events {\n    worker_connections 1024;\n}\n\nhttp {\n"
+        . "events {\n    worker_connections " . ($o{nginx_worker_connections} // 1024) . ";\n}\n\nhttp {\n"
         . "    include /etc/nginx/mime.types;\n    default_type application/octet-stream;\n"
         . "    access_log $dir/access.log;\n";
     $conf .= "    ${_}_temp_path $dir/${_}_temp;\n" for qw(client_body proxy fastcgi uwsgi scgi);
