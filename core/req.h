@@ -32,4 +32,13 @@ typedef struct {
 /* NULL, or a short error phrase for the server to report with the directive's name. */
 const char *req_source_parse(const char *arg, req_source *out);
 
+/* Query strings, for every module's handlers the same way. The first parameter called name in a raw query string
+ * (without the '?'): a pointer to its raw value and its length, or NULL when absent ("a" and "a=" are present and
+ * empty). */
+const char *req_query_find(const char *args, const char *name, size_t *raw_len);
+/* Form decoding of len bytes into out (room for len + 1 bytes): '+' is a space, %XX a byte, a malformed escape is
+ * kept as it is; out is NUL-terminated (a %00 shows as an early NUL: the caller checks the length returned).
+ * Returns the decoded length, never more than len. */
+size_t req_url_decode(const char *in, size_t len, char *out);
+
 #endif

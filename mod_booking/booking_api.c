@@ -1,6 +1,7 @@
 /* The JSON API's frame: directive values shared by both adapters, the router (routes, base path, which partner a
  * request may see), request memory, replies, and PostgreSQL calls whose failures become the right HTTP status. */
 #include "booking_int.h"
+#include "req.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -324,53 +325,17 @@ void booking_rollback(booking_ctx *ctx)
 
 /* ------------------------------------------------------------------------------------------------ input */
 
-static int booking_hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* Form-style decoding ('+' is a space); a malformed escape is kept as it is. */
-static char *booking_url_decode(booking_ctx *ctx, const char *s, size_t len)
-{
-    char *out = booking_alloc(ctx, len + 1), *p = out;
-    size_t i;
-    int hi, lo;
-
-    for (i = 0; i < len; i++) {
-        if (s[i] == '+') {
-            *p++ = ' ';
-        } else if (s[i] == '%' && i + 2 < len && (hi = booking_hex_value((unsigned char)s[i + 1])) >= 0 &&
-                   (lo = booking_hex_value((unsigned char)s[i + 2])) >= 0) {
-            *p++ = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            *p++ = s[i];
-        }
-    }
-    *p = '\0';
-    return out;
-}
-
 const char *booking_arg(booking_ctx *ctx, const char *name)
 {
-    const char *p = ctx->req->args, *end, *eq;
-    size_t name_len = strlen(name);
+    size_t raw_len;
+    const char *raw = req_query_find(ctx->req->args, name, &raw_len);
+    char *value;
 
-    while (p != NULL && *p != '\0') {
-        end = strchr(p, '&');
-        if (end == NULL)
-            end = p + strlen(p);
-        eq = memchr(p, '=', (size_t)(end - p));
-        if (eq != NULL && (size_t)(eq - p) == name_len && memcmp(p, name, name_len) == 0)
-            return booking_url_decode(ctx, eq + 1, (size_t)(end - eq - 1));
-        p = *end ? end + 1 : end;
-    }
-    return NULL;
+    if (raw == NULL)
+        return NULL;
+    value = booking_alloc(ctx, raw_len + 1);
+    req_url_decode(raw, raw_len, value);
+    return value;
 }
 
 static int booking_is_json_type(const char *type)
