@@ -126,11 +126,8 @@ if (grep { m{/mod_promo\.so\z} } @{$built{apache}}) {
 
 # Two salons with staff, services and opening hours; the login demo manages the first one.
 if (grep { m{/mod_booking\.so\z} } @{$built{apache}}) {
-    $t->get('apache', '/booking/api/partners');    # the first request creates the booking schema
-    for (1 .. 50) {
-        last if ($t->psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'booking' AND tablename = 'outbox'") // '') =~ /1/;
-        select(undef, undef, undef, 0.1);
-    }
+    require BookingConf;
+    BookingConf::ensure_schema($t);
     $t->psql(<<'SQL');
 INSERT INTO booking.partners (id, name, city, address, time_zone, branding, min_notice_minutes, cancel_deadline_minutes)
 VALUES ('salon-lumiere', 'Salon Lumière', 'Paris', '12 rue des Martyrs', 'Europe/Paris',
