@@ -623,6 +623,9 @@ static int paywall_has_meter(const paywall_rules *rules, const paywall_visit *vi
     return identified || rules->secret != NULL;
 }
 
+static void paywall_meter_count(paywall_store *store, const paywall_rules *rules, const paywall_visit *visit,
+                                int identified, paywall_result *result);
+
 static int paywall_decide_cached_once(paywall_store *store, const paywall_rules *rules, const paywall_visit *visit,
                                       paywall_result *result)
 {
@@ -644,6 +647,13 @@ static int paywall_decide_cached_once(paywall_store *store, const paywall_rules 
     }
     if (!identified && !paywall_has_meter(rules, visit)) {
         result->reason = visit->user_id ? "invalid user id" : "anonymous";
+        return 1;
+    }
+    /* a new visitor's first view is counted without the store (paywall_meter_count): no thread, no network */
+    if (!identified && store != NULL && visit->meter_cookie == NULL) {
+        if (visit->user_id)
+            result->reason = "invalid user id";
+        paywall_meter_count(store, rules, visit, 0, result);
         return 1;
     }
     return 0;
@@ -670,7 +680,8 @@ static void paywall_meter_count(paywall_store *store, const paywall_rules *rules
     uint64_t count = 0;
     mc_status status;
     double started;
-    int n, tampered = 0;
+    int n, tampered = 0, first_view = 0;
+    uint64_t initial = 1;
 
     if (identified) {
         paywall_meter_period(0, rules->meter->period, visit->now, &start, &end);
@@ -695,21 +706,35 @@ static void paywall_meter_count(paywall_store *store, const paywall_rules *rules
                 return;
             }
             result->meter_cookie_max_age = PAYWALL_METER_PERIOD_MAX;
+            first_view = !tampered;
         }
         paywall_meter_period(visitor.start, rules->meter->period, visit->now, &start, &end);
         paywall_meter_id_hex(&visitor, hex);
         n = snprintf(key, sizeof(key), "paywall.meter.a.%s.%lld", hex, (long long)start);
+        /* A new visitor's first view is counted by the cookie alone (its count is 1 by definition), so a client that
+         * never returns the cookie, a crawler most often, stores nothing: a memcached item per such request would
+         * push sessions out of memcached's LRU. The item appears at the second view, already counting the first one
+         * when it falls in the same period. */
+        if (visit->meter_cookie != NULL && start == visitor.start)
+            initial = 2;
     }
+    if (tampered)
+        initial = rules->meter->limit + 1;
     if (n <= 0 || (size_t)n >= sizeof(key))
         return;
     if (store->mc == NULL) {
         result->reason = "no PaywallMemcached for the meter";
         return;
     }
-    started = metrics_now_ms();
-    status = mc_incr(store->mc, key, (size_t)n, key, (size_t)n, tampered ? rules->meter->limit + 1 : 1,
-                     tampered ? rules->meter->limit + 1 : 1, end - visit->now + 1, &count, err, sizeof(err));
-    paywall_count_latency(PAYWALL_STORE_MEMCACHED, started);
+    if (first_view) {
+        count = 1;
+        status = MC_OK;
+    } else {
+        started = metrics_now_ms();
+        status = mc_incr(store->mc, key, (size_t)n, key, (size_t)n, tampered ? initial : 1, initial,
+                         end - visit->now + 1, &count, err, sizeof(err));
+        paywall_count_latency(PAYWALL_STORE_MEMCACHED, started);
+    }
     if (status != MC_OK) {
         paywall_note_mc(store, 1, err, result->note, sizeof(result->note), &result->note_is_error);
         result->meter_remaining = -1;
@@ -721,7 +746,8 @@ static void paywall_meter_count(paywall_store *store, const paywall_rules *rules
         }
         return;
     }
-    paywall_note_mc(store, 0, "", result->note, sizeof(result->note), &result->note_is_error);
+    if (!first_view)
+        paywall_note_mc(store, 0, "", result->note, sizeof(result->note), &result->note_is_error);
     if (count <= rules->meter->limit) {
         result->access = PAYWALL_ACCESS_METERED;
         result->meter_remaining = (long)(rules->meter->limit - count);

@@ -29,6 +29,7 @@ sub view {
 }
 
 # Anonymous: the cookie from the first view, then alternating servers; the count is one for the whole cluster.
+my $items = $t->mc_stat('curr_items');
 my ($r, $env) = view('apache');
 is($r->{status}, 200, 'first anonymous view is free');
 is($env->{PAYWALL_ACCESS}, 'metered', 'PAYWALL_ACCESS=metered');
@@ -36,8 +37,11 @@ is($env->{PAYWALL_METER_REMAINING}, 2, 'two views left');
 my $c = ModTest::set_cookie($r, 'paywall_meter');
 ok($c && $c->{httponly} && $c->{path} eq '/' && $c->{'max-age'} > 30 * 86400, 'signed meter cookie set, HttpOnly');
 my $cookie = "paywall_meter=$c->{value}";
+# The first view is counted by the cookie alone: a client that never sends it back (a crawler) stores nothing.
+is($t->mc_stat('curr_items'), $items, 'the first view stores nothing in memcached');
 ($r, $env) = view('nginx', Cookie => $cookie);
 is($env->{PAYWALL_METER_REMAINING}, 1, 'nginx counts on from apache\'s count');
+is($t->mc_stat('curr_items'), $items + 1, 'the second view stores the count, one item');
 ok(!ModTest::set_cookie($r, 'paywall_meter'), 'a valid cookie is not replaced');
 ($r, $env) = view('apache', Cookie => $cookie);
 is($env->{PAYWALL_METER_REMAINING}, 0, 'third view: none left');
@@ -60,6 +64,14 @@ for my $s (qw(apache nginx)) {
     ($r) = view($s, Cookie => 'paywall_meter=garbage');
     is($r->{status}, 403, "$s: a malformed meter cookie gets no free view");
 }
+
+# Cookieless clients, each request a new visitor, on both servers: a free view each, and still nothing stored.
+$items = $t->mc_stat('curr_items');
+for my $s (qw(apache nginx)) {
+    my @free = grep { $_->{status} == 200 && ModTest::set_cookie($_, 'paywall_meter') } map { (view($s))[0] } 1 .. 20;
+    is(scalar @free, 20, "$s: 20 cookieless requests, 20 first views with a new meter cookie each");
+}
+is($t->mc_stat('curr_items'), $items, 'and none of them stored an item');
 
 # Logged-in visitors: counted by user id whatever the cookie says, on every server.
 for my $s (qw(apache nginx apache)) {
