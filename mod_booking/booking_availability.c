@@ -79,19 +79,26 @@ static const char booking_setup_sql[] =
     "  LEFT JOIN booking.services s ON s.id = $2::bigint AND s.partner_id = p.id AND s.active"
     " WHERE p.id = $1 AND p.active";
 
-/* The exclusion constraint's GiST index on (staff_id, busy) answers each staff member's range scan. */
+/* The exclusion constraint's GiST index on (staff_id, busy) answers each staff member's range scan, provided the scan
+ * carries both columns. Planned with the range as a constant, a range past the statistics' last bucket (the future,
+ * where new bookings land) looks empty, and the planner would scan the range alone for everyone's bookings and filter
+ * by staff afterwards: 20 ms and growing with the day's bookings instead of 0.1 ms. The LATERAL subquery (OFFSET 0
+ * keeps it from being flattened) makes the member a parameter of the scan, so both columns are always used. */
 static const char booking_staff_busy_sql[] =
-    "SELECT b.staff_id, extract(epoch FROM lower(b.busy))::bigint, extract(epoch FROM upper(b.busy))::bigint"
+    "SELECT s.id, extract(epoch FROM lower(b.busy))::bigint, extract(epoch FROM upper(b.busy))::bigint"
     "  FROM unnest($1::bigint[]) AS s(id)"
-    "  JOIN booking.bookings b ON b.staff_id = s.id AND b.status <> 'cancelled'"
-    "   AND b.busy && tstzrange(to_timestamp($2::bigint), to_timestamp($3::bigint)) AND b.id <> $4::bigint"
+    " CROSS JOIN LATERAL (SELECT b.busy FROM booking.bookings b"
+    "                      WHERE b.staff_id = s.id AND b.status <> 'cancelled' AND b.id <> $4::bigint"
+    "                        AND b.busy && tstzrange(to_timestamp($2::bigint), to_timestamp($3::bigint)) OFFSET 0) b"
     " ORDER BY 1, 2";
 
 static const char booking_resource_busy_sql[] =
     "SELECT r.id, extract(epoch FROM lower(b.busy))::bigint, extract(epoch FROM upper(b.busy))::bigint"
     "  FROM booking.resources r"
-    "  LEFT JOIN booking.bookings b ON b.resource_id = r.id AND b.status <> 'cancelled'"
-    "   AND b.busy && tstzrange(to_timestamp($3::bigint), to_timestamp($4::bigint)) AND b.id <> $5::bigint"
+    "  LEFT JOIN LATERAL (SELECT b.busy FROM booking.bookings b"
+    "                      WHERE b.resource_id = r.id AND b.status <> 'cancelled' AND b.id <> $5::bigint"
+    "                        AND b.busy && tstzrange(to_timestamp($3::bigint), to_timestamp($4::bigint)) OFFSET 0) b"
+    "    ON true"
     " WHERE r.partner_id = $1 AND r.kind = $2 AND r.active"
     " ORDER BY 1, 2";
 

@@ -469,13 +469,15 @@ static long long booking_find_slot(booking_ctx *ctx, const char *partner, long l
 
 /* A free resource of the kind over [lower, upper), locked so that concurrent bookings spread over the others; when
  * all free ones are locked by transactions in flight, the first free one unlocked (the exclusion constraint then
- * decides). $5: a booking to disregard (rescheduling); $6: the resource preferred when free. */
+ * decides). $5: a booking to disregard (rescheduling); $6: the resource preferred when free. OFFSET 0 keeps the
+ * NOT EXISTS a per-resource scan on both columns of the GiST index (see booking_staff_busy_sql for why). */
 static const char booking_resource_sql[] =
     "SELECT r.id FROM booking.resources r "
     " WHERE r.partner_id = $1 AND r.kind = $2 AND r.active "
     "   AND NOT EXISTS (SELECT 1 FROM booking.bookings b "
     "                    WHERE b.resource_id = r.id AND b.status <> 'cancelled' AND b.id <> $5::bigint "
-    "                      AND b.busy && tstzrange(to_timestamp($3::bigint), to_timestamp($4::bigint), '[)')) "
+    "                      AND b.busy && tstzrange(to_timestamp($3::bigint), to_timestamp($4::bigint), '[)') "
+    "                    OFFSET 0) "
     " ORDER BY r.id = $6::bigint DESC, r.id LIMIT 1 ";
 
 /* The resource's id in out (32 bytes), "" when none is free. 0, or -1 (ctx->sqlstate set). */

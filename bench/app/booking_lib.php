@@ -144,10 +144,12 @@ function bench_availability($partner, $service, $staff, $from, $to, $ignore = 0)
     $hi = $opening ? $opening[count($opening) - 1][1] + 86400 : 0;
     $busy = [];
     if ($ids) {
-        $res = pg_query_params($db, 'SELECT b.staff_id, extract(epoch FROM lower(b.busy))::bigint,'
+        // The module's query: one range scan per staff member on the GiST index (see booking_availability.c).
+        $res = pg_query_params($db, 'SELECT s.id, extract(epoch FROM lower(b.busy))::bigint,'
             . ' extract(epoch FROM upper(b.busy))::bigint FROM unnest($1::bigint[]) AS s(id)'
-            . " JOIN booking.bookings b ON b.staff_id = s.id AND b.status <> 'cancelled'"
-            . ' AND b.busy && tstzrange(to_timestamp($2::bigint), to_timestamp($3::bigint)) AND b.id <> $4::bigint'
+            . ' CROSS JOIN LATERAL (SELECT b.busy FROM booking.bookings b'
+            . " WHERE b.staff_id = s.id AND b.status <> 'cancelled' AND b.id <> $4::bigint"
+            . ' AND b.busy && tstzrange(to_timestamp($2::bigint), to_timestamp($3::bigint)) OFFSET 0) b'
             . ' ORDER BY 1, 2', ['{' . implode(',', $ids) . '}', $lo, $hi, $ignore]);
         while ($r = pg_fetch_row($res)) {
             $busy[$r[0]][] = [(int)$r[1], (int)$r[2]];
