@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #define MC_MAX_RELATIVE_EXPTIME (60 * 60 * 24 * 30)
 
@@ -23,13 +24,32 @@ struct mc_cluster {
     memcached_pool_st **nodes; /* one MC_ROLE_NODE pool per node, for mc_get_any_node */
     size_t node_count;
     unsigned io_timeout_ms;
+    /* a node the ring had to go around (mc_cluster_degraded): until when to report it, and what it answered */
+    pthread_mutex_t degraded_lock;
+    time_t degraded_until;
+    char degraded_why[256];
 };
+
+/* libmemcached's messages begin with the client's address and end with its own source line ("(0x7f..) SYSTEM
+ * ERROR(Broken pipe),  host: 127.0.0.1:11212 -> ./src/libmemcached/io.cc:346"): only the middle helps a sysadmin. */
+static void mc_error_text(const char *raw, char *out, size_t outlen)
+{
+    const char *start = raw ? raw : "", *end;
+
+    if (strncmp(start, "(0x", 3) == 0 && (end = strstr(start, ") ")) != NULL)
+        start = end + 2;
+    end = strstr(start, " -> ");
+    snprintf(out, outlen, "%.*s", (int)(end ? (size_t)(end - start) : strlen(start)), start);
+}
 
 static void mc_write_error(char *err, size_t errlen, const char *what, memcached_st *memc, memcached_return_t rc)
 {
+    char text[256];
+
     if (errlen == 0)
         return;
-    snprintf(err, errlen, "%s: %s", what, memc ? memcached_last_error_message(memc) : memcached_strerror(NULL, rc));
+    mc_error_text(memc ? memcached_last_error_message(memc) : memcached_strerror(NULL, rc), text, sizeof(text));
+    snprintf(err, errlen, "%s: %s", what, text);
 }
 
 static int mc_configure(memcached_st *memc, const mc_config *config, mc_role role)
@@ -147,6 +167,7 @@ mc_cluster *mc_cluster_create(const mc_config *config, char *err, size_t errlen)
         return NULL;
     }
     pthread_mutex_init(&cluster->eject_lock, NULL);
+    pthread_mutex_init(&cluster->degraded_lock, NULL);
     cluster->io_timeout_ms = config->io_timeout_ms ? config->io_timeout_ms : 500;
     cluster->master = mc_master_from_list(config->servers, config, err, errlen);
     if (cluster->master == NULL)
@@ -197,6 +218,7 @@ void mc_cluster_destroy(mc_cluster *cluster)
     memcached_free(cluster->master);
     memcached_free(cluster->eject_master);
     pthread_mutex_destroy(&cluster->eject_lock);
+    pthread_mutex_destroy(&cluster->degraded_lock);
     free(cluster);
 }
 
@@ -375,6 +397,14 @@ static mc_status mc_op_status(memcached_return_t rc, memcached_st *memc, const m
     return MC_OUTAGE;
 }
 
+static void mc_note_degraded(mc_cluster *cluster, const char *why)
+{
+    pthread_mutex_lock(&cluster->degraded_lock);
+    cluster->degraded_until = time(NULL) + MC_DEGRADED_WINDOW;
+    snprintf(cluster->degraded_why, sizeof(cluster->degraded_why), "%s", why ? why : "");
+    pthread_mutex_unlock(&cluster->degraded_lock);
+}
+
 /* On the ring as a fresh php-memcached client sees it; when the key's node is down, again the way php-memcached
  * then does: drop the node and hash again, on a fresh client so that no node stays dropped longer than in PHP. */
 static mc_status mc_ring_run(mc_cluster *cluster, mc_op *op, char *err, size_t errlen)
@@ -392,6 +422,14 @@ static mc_status mc_ring_run(mc_cluster *cluster, mc_op *op, char *err, size_t e
         return MC_OUTAGE;
     rc = mc_op_run(memc, op);
     status = mc_op_status(rc, memc, op, err, errlen);
+    /* With replicas libmemcached reads a copy when the key's node fails, and the operation succeeds: only the
+     * client's error list (cleared when an operation starts) remembers the node. */
+    if (status != MC_OUTAGE && !mc_is_done(memcached_last_error(memc))) {
+        char text[256];
+
+        mc_error_text(memcached_last_error_message(memc), text, sizeof(text));
+        mc_note_degraded(cluster, text);
+    }
     memcached_pool_release(cluster->ring, memc);
     if (status != MC_OUTAGE)
         return status;
@@ -404,10 +442,25 @@ static mc_status mc_ring_run(mc_cluster *cluster, mc_op *op, char *err, size_t e
     rc = mc_op_run_once(fresh, op);
     if (!mc_is_done(rc))
         rc = mc_op_run_once(fresh, op);
-    if (mc_is_done(rc))
+    if (mc_is_done(rc)) {
+        /* err still holds what the ring's node answered: the node the key left, which the caller never learns */
+        mc_note_degraded(cluster, errlen ? err : "");
         status = mc_op_status(rc, fresh, op, err, errlen);
+    }
     memcached_free(fresh);
     return status;
+}
+
+int mc_cluster_degraded(mc_cluster *cluster, char *why, size_t whylen)
+{
+    int degraded;
+
+    pthread_mutex_lock(&cluster->degraded_lock);
+    degraded = cluster->degraded_until != 0 && time(NULL) < cluster->degraded_until;
+    if (degraded && whylen)
+        snprintf(why, whylen, "%s", cluster->degraded_why);
+    pthread_mutex_unlock(&cluster->degraded_lock);
+    return degraded;
 }
 
 mc_status mc_get(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,

@@ -36,6 +36,13 @@ mc_cluster *mc_cluster_create(const mc_config *config, char *err, size_t errlen)
 void mc_cluster_destroy(mc_cluster *cluster);
 size_t mc_cluster_node_count(const mc_cluster *cluster);
 
+/* Seconds a node the ring had to go around stays reported by mc_cluster_degraded after the last time it happened. */
+#define MC_DEGRADED_WINDOW 30
+/* 1 when an operation of the last MC_DEGRADED_WINDOW seconds found its key's node dead and went on, as
+ * php-memcached does, to the next node of the ring; why gets what the dead node answered. The operations themselves
+ * succeed then, so this is how a module learns of, and logs, the loss of one node of a working cluster. */
+int mc_cluster_degraded(mc_cluster *cluster, char *why, size_t whylen);
+
 typedef struct {
     char *data; /* malloc'd, NUL-terminated; free() it */
     size_t len;

@@ -247,14 +247,37 @@ static int paywall_flag_changed(paywall_store *store, int *flag, int down)
     return changed;
 }
 
+/* After an answer from memcached: whether it came without one of the cluster's nodes (core/mc.c goes around a dead
+ * node as php-memcached does, so the operation itself succeeds and says nothing). One note when it starts and ends. */
+static void paywall_note_mc_node(paywall_store *store, char *note, size_t notelen, int *is_error)
+{
+    char why[256] = "";
+    int lost = mc_cluster_degraded(store->mc, why, sizeof(why));
+
+    if (note[0] != '\0' || !paywall_flag_changed(store, &store->mc_node_lost, lost))
+        return;
+    if (lost) {
+        snprintf(note, notelen,
+                 "a node of memcached \"%s\" is unreachable (%.300s): its keys go to the next node of the ring, "
+                 "entitlements it held come from PostgreSQL",
+                 store->config.memcached, why);
+        *is_error = 1;
+    } else {
+        snprintf(note, notelen, "every node of memcached \"%s\" answers again", store->config.memcached);
+    }
+}
+
 /* Every failure of a store passes through paywall_note_mc or paywall_note_pg (which write a note only when an outage
  * starts or ends): the place to count them. */
 void paywall_note_mc(paywall_store *store, int down, const char *why, char *note, size_t notelen, int *is_error)
 {
     if (down)
         metrics_add(paywall_metrics, PAYWALL_METRIC_STORE_ERRORS, PAYWALL_STORE_MEMCACHED, 1);
-    if (!paywall_flag_changed(store, &store->mc_down, down) || note[0] != '\0')
+    if (!paywall_flag_changed(store, &store->mc_down, down) || note[0] != '\0') {
+        if (!down)
+            paywall_note_mc_node(store, note, notelen, is_error);
         return;
+    }
     if (down) {
         snprintf(note, notelen,
                  "memcached \"%s\" unreachable (%.300s): entitlements from PostgreSQL, meters follow PaywallFailMode",

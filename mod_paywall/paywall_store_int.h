@@ -20,7 +20,8 @@ struct paywall_store {
     pg_pool *pg;    /* NULL without PaywallPostgres */
     int migrated;
     pthread_mutex_t lock;
-    int mc_down; /* an outage was logged and has not been seen to end */
+    int mc_down;      /* an outage was logged and has not been seen to end */
+    int mc_node_lost; /* the loss of one node was logged and has not been seen to end */
     int pg_down;
     int failing; /* the fail mode applies */
     pthread_mutex_t cache_lock;

@@ -37,7 +37,8 @@ struct session_shared_store {
     mc_cluster *mc;
     pg_pool *pg;
     pthread_mutex_t lock;
-    int mc_down; /* an outage was logged and has not been seen to end */
+    int mc_down;      /* an outage was logged and has not been seen to end */
+    int mc_node_lost; /* the loss of one node was logged and has not been seen to end */
     int pg_down;
     time_t next_purge;
     pthread_mutex_t cache_lock;
@@ -371,6 +372,24 @@ static void session_shared_note_mc(session_shared_store *store, int down, const 
                  store->config.memcached, why, store->pg ? " and PostgreSQL" : "");
     else
         snprintf(note, notelen, "memcached \"%s\" answers again", store->config.memcached);
+}
+
+/* After an answer from the cluster: whether it came without one of its nodes (core/mc.c goes around a dead node as
+ * php-memcached does, so the operation itself succeeds and says nothing). */
+static void session_shared_note_mc_node(session_shared_store *store, char *note, size_t notelen, int *is_error)
+{
+    char why[256] = "";
+    int lost = mc_cluster_degraded(store->mc, why, sizeof(why));
+
+    if (note[0] != '\0' || !session_shared_outage_changed(store, &store->mc_node_lost, lost, note, notelen, is_error))
+        return;
+    if (lost)
+        snprintf(note, notelen,
+                 "a node of memcached \"%s\" is unreachable (%.300s): its keys go to the next node of the ring, "
+                 "sessions it held are read from their copies%s",
+                 store->config.memcached, why, store->pg ? " and PostgreSQL" : "");
+    else
+        snprintf(note, notelen, "every node of memcached \"%s\" answers again", store->config.memcached);
 }
 
 static void session_shared_note_pg(session_shared_store *store, int down, const char *why, char *note, size_t notelen,
@@ -835,6 +854,7 @@ static int session_shared_read_data(session_shared_store *store, const char *id,
     session_shared_count_call(SESSION_SHARED_STORE_MEMCACHED, started, status == MC_OUTAGE);
     if (status == MC_OK) {
         session_shared_note_mc(store, 0, NULL, record->note, sizeof(record->note), &record->note_is_error);
+        session_shared_note_mc_node(store, record->note, sizeof(record->note), &record->note_is_error);
         char conv_err[128];
         size_t len;
         char *plain = value.flags
@@ -855,6 +875,8 @@ static int session_shared_read_data(session_shared_store *store, const char *id,
         session_shared_note_mc(store, 1, err, record->note, sizeof(record->note), &record->note_is_error);
     else
         answered = 1;
+    if (answered)
+        session_shared_note_mc_node(store, record->note, sizeof(record->note), &record->note_is_error);
 
     /* A node that died or restarted leaves the ring; a copy may still be on a replica. */
     started = metrics_now_ms();
