@@ -208,6 +208,17 @@ size_t crypto_base64url_decode(const char *in, size_t len, unsigned char *out)
     return n;
 }
 
+uint64_t crypto_fnv1a64(const void *data, size_t len)
+{
+    const unsigned char *byte = data;
+    uint64_t hash = 14695981039346656037ULL;
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        hash = (hash ^ byte[i]) * 1099511628211ULL;
+    return hash;
+}
+
 void crypto_hex_encode(const void *in, size_t len, char *out)
 {
     static const char digits[] = "0123456789abcdef";

@@ -3,6 +3,7 @@
 #define CORE_CRYPTO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define CRYPTO_SHA256_LEN 32
 
@@ -28,6 +29,10 @@ size_t crypto_base64url_decode(const char *in, size_t len, unsigned char *out);
 
 /* Lower-case hex; out needs 2 * len + 1. */
 void crypto_hex_encode(const void *in, size_t len, char *out);
+
+/* FNV-1a, 64 bits: a fingerprint or a hash-table index, not a defence (for what nothing here keeps secret and no
+ * visitor chooses against us: statement texts, cache keys of the server's own making, session contents). */
+uint64_t crypto_fnv1a64(const void *data, size_t len);
 
 /* Reads a secret from a file (signing keys, API keys): the first line, without its line end and trailing blanks,
  * min_len to 4096 bytes. malloc'd NUL-terminated into *out; returns NULL, or err filled with a phrase naming the

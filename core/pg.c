@@ -1,4 +1,5 @@
 #include "pg.h"
+#include "crypto.h"
 
 #include <libpq-events.h>
 #include <pthread.h>
@@ -198,15 +199,6 @@ static int pg_event(PGEventId id, void *info, void *pass_through)
     return 1;
 }
 
-static uint64_t pg_hash_text(const char *text)
-{
-    uint64_t hash = 14695981039346656037ULL; /* FNV-1a */
-
-    for (; *text; text++)
-        hash = (hash ^ (unsigned char)*text) * 1099511628211ULL;
-    return hash;
-}
-
 static pg_prepared_set *pg_prepared_of(PGconn *conn)
 {
     pg_prepared_set *set = PQinstanceData(conn, pg_event);
@@ -259,7 +251,7 @@ PGresult *pg_exec_prepared(PGconn *conn, const char *sql, int nparams, const cha
                            char *err, size_t errlen)
 {
     pg_prepared_set *set = pg_prepared_of(conn);
-    uint64_t hash = pg_hash_text(sql);
+    uint64_t hash = crypto_fnv1a64(sql, strlen(sql));
     char name[24];
     PGresult *res;
 

@@ -4,6 +4,7 @@
  * database (409). Any write this process makes through the API empties the cache, so a visitor who just booked sees
  * the slot gone here at once; other processes and nodes see it within the TTL. */
 #include "booking_int.h"
+#include "crypto.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -35,15 +36,6 @@ static long long booking_cache_now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t booking_cache_hash(const char *key)
-{
-    uint64_t hash = 14695981039346656037ULL;
-
-    for (; *key; key++)
-        hash = (hash ^ (unsigned char)*key) * 1099511628211ULL;
-    return hash;
 }
 
 booking_cache *booking_cache_create(void)
@@ -128,7 +120,7 @@ int booking_cache_answer(booking_cache *cache, const booking_config *config, con
 
     if (key == NULL)
         return 0;
-    hash = booking_cache_hash(key);
+    hash = crypto_fnv1a64(key, strlen(key));
     pthread_mutex_lock(&cache->lock);
     for (entry = cache->buckets[hash % BOOKING_CACHE_BUCKETS]; entry; entry = entry->next) {
         if (entry->hash == hash && strcmp(entry->key, key) == 0 && entry->expires_ms > now) {
@@ -175,7 +167,7 @@ void booking_cache_keep(booking_cache *cache, const booking_config *config, cons
     entry->body[response->body_len] = '\0';
     entry->body_len = response->body_len;
     entry->key = key;
-    entry->hash = booking_cache_hash(key);
+    entry->hash = crypto_fnv1a64(key, strlen(key));
     entry->expires_ms = booking_cache_now_ms() + config->cache_ttl * 1000;
     pthread_mutex_lock(&cache->lock);
     if (cache->count >= BOOKING_CACHE_MAX)

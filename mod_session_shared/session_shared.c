@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cookie.h"
+#include "crypto.h"
 
 #define SESSION_SHARED_META_TTL      (60 * 60 * 24 * 30)
 #define SESSION_SHARED_LOCK_TTL      30
@@ -443,14 +444,7 @@ static int session_shared_keys_make(const session_shared_store *store, const cha
  * a fingerprint, not a defence (nothing here is secret or chosen against us). */
 static unsigned long long session_shared_fingerprint(const char *data, size_t len)
 {
-    unsigned long long hash = 14695981039346656037ULL;
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        hash ^= (unsigned char)data[i];
-        hash *= 1099511628211ULL;
-    }
-    return hash;
+    return crypto_fnv1a64(data, len);
 }
 
 typedef struct {

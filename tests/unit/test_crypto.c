@@ -247,6 +247,17 @@ static void test_session_id_unique(void **state)
     free(ids);
 }
 
+/* Published FNV-1a 64 test vectors (the reference implementation's test suite), so that a change of the function
+ * cannot pass unnoticed: prepared statement names and session fingerprints are derived from it. */
+static void test_fnv1a64(void **state)
+{
+    (void)state;
+    assert_true(crypto_fnv1a64("", 0) == 0xcbf29ce484222325ULL);
+    assert_true(crypto_fnv1a64("a", 1) == 0xaf63dc4c8601ec8cULL);
+    assert_true(crypto_fnv1a64("foobar", 6) == 0x85944171f73967e8ULL);
+    assert_true(crypto_fnv1a64("a\0b", 3) != crypto_fnv1a64("a", 1));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_base64url_round_trip),
         cmocka_unit_test(test_base64url_invalid),
         cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_fnv1a64),
         cmocka_unit_test(test_random_bytes),
         cmocka_unit_test(test_session_id_alphabet_and_length),
         cmocka_unit_test(test_session_id_unique),
