@@ -16,6 +16,7 @@
 #include "crypto.h"
 #include "http.h"
 #include "webmodules_metrics.h"
+#include "webmodules_util.h"
 
 
 #if !(NGX_THREADS)
@@ -120,17 +121,11 @@ static ngx_int_t ngx_http_booking_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message);
 static ngx_int_t ngx_http_booking_send(ngx_http_request_t *r,
     ngx_uint_t status, const char *type, u_char *body, size_t len);
-static ngx_int_t ngx_http_booking_add_header(ngx_http_request_t *r,
-    char *key, u_char *value, size_t len);
 static ngx_int_t ngx_http_booking_copy_header(ngx_http_request_t *r,
     char *key, const char *value);
 static ngx_int_t ngx_http_booking_free_with_pool(ngx_http_request_t *r,
     void *p);
 static void ngx_http_booking_free(void *data);
-static ngx_table_elt_t *ngx_http_booking_header_in(ngx_http_request_t *r,
-    const char *name, size_t len);
-static char *ngx_http_booking_cstr(ngx_pool_t *pool, u_char *data,
-    size_t len);
 
 static void ngx_http_booking_dispatch_timer(ngx_event_t *ev);
 static void ngx_http_booking_dispatch_post(ngx_http_booking_dispatcher_t *d);
@@ -551,16 +546,16 @@ ngx_http_booking_view(ngx_http_request_t *r, ngx_http_booking_call_t *call)
         return NGX_HTTP_BAD_REQUEST;
     }
 
-    view->method = ngx_http_booking_cstr(r->pool, r->method_name.data,
+    view->method = ngx_http_webmodules_cstr(r->pool, r->method_name.data,
                                          r->method_name.len);
-    view->path = ngx_http_booking_cstr(r->pool, r->uri.data, r->uri.len);
+    view->path = ngx_http_webmodules_cstr(r->pool, r->uri.data, r->uri.len);
 
     if (view->method == NULL || view->path == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     if (r->args.len) {
-        view->args = ngx_http_booking_cstr(r->pool, r->args.data, r->args.len);
+        view->args = ngx_http_webmodules_cstr(r->pool, r->args.data, r->args.len);
         if (view->args == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -569,7 +564,7 @@ ngx_http_booking_view(ngx_http_request_t *r, ngx_http_booking_call_t *call)
     h = r->headers_in.host;
 
     if (h) {
-        view->host = ngx_http_booking_cstr(r->pool, h->value.data,
+        view->host = ngx_http_webmodules_cstr(r->pool, h->value.data,
                                            h->value.len);
         if (view->host == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -579,7 +574,7 @@ ngx_http_booking_view(ngx_http_request_t *r, ngx_http_booking_call_t *call)
     /* only a user auth_basic checked (ngx_http_booking_access_handler()) */
 
     if (ngx_http_webmodules_checked_user(r)) {
-        view->remote_user = ngx_http_booking_cstr(r->pool,
+        view->remote_user = ngx_http_webmodules_cstr(r->pool,
                                                   r->headers_in.user.data,
                                                   r->headers_in.user.len);
         if (view->remote_user == NULL) {
@@ -587,11 +582,11 @@ ngx_http_booking_view(ngx_http_request_t *r, ngx_http_booking_call_t *call)
         }
     }
 
-    h = ngx_http_booking_header_in(r, "X-Booking-Token",
+    h = ngx_http_webmodules_header_in(r, "X-Booking-Token",
                                    sizeof("X-Booking-Token") - 1);
 
     if (h) {
-        view->token = ngx_http_booking_cstr(r->pool, h->value.data,
+        view->token = ngx_http_webmodules_cstr(r->pool, h->value.data,
                                             h->value.len);
         if (view->token == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -601,7 +596,7 @@ ngx_http_booking_view(ngx_http_request_t *r, ngx_http_booking_call_t *call)
     h = r->headers_in.content_type;
 
     if (h) {
-        view->content_type = ngx_http_booking_cstr(r->pool, h->value.data,
+        view->content_type = ngx_http_webmodules_cstr(r->pool, h->value.data,
                                                    h->value.len);
         if (view->content_type == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -779,7 +774,7 @@ ngx_http_booking_answer(ngx_http_request_t *r, ngx_http_booking_call_t *call)
 
         len = ngx_sprintf(p, "%l", res->retry_after) - p;
 
-        if (ngx_http_booking_add_header(r, "Retry-After", p, len) != NGX_OK) {
+        if (ngx_http_webmodules_add_header(r, "Retry-After", p, len) != NGX_OK) {
             goto failed;
         }
     }
@@ -787,7 +782,7 @@ ngx_http_booking_answer(ngx_http_request_t *r, ngx_http_booking_call_t *call)
     /* Allow is a static string; the others are the response's: copied */
 
     if (res->allow
-        && ngx_http_booking_add_header(r, "Allow", (u_char *) res->allow,
+        && ngx_http_webmodules_add_header(r, "Allow", (u_char *) res->allow,
                                        ngx_strlen(res->allow))
            != NGX_OK)
     {
@@ -854,7 +849,7 @@ ngx_http_booking_page_handler(ngx_http_request_t *r)
     ngx_http_booking_srv_conf_t  *bscf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        if (ngx_http_booking_add_header(r, "Allow", (u_char *) "GET, HEAD",
+        if (ngx_http_webmodules_add_header(r, "Allow", (u_char *) "GET, HEAD",
                                         sizeof("GET, HEAD") - 1)
             != NGX_OK)
         {
@@ -890,7 +885,7 @@ ngx_http_booking_page_handler(ngx_http_request_t *r)
     free(csp);
 
     if (rc != NGX_OK
-        || ngx_http_booking_add_header(r, "Referrer-Policy",
+        || ngx_http_webmodules_add_header(r, "Referrer-Policy",
                                        (u_char *) "same-origin",
                                        sizeof("same-origin") - 1)
            != NGX_OK)
@@ -966,7 +961,7 @@ ngx_http_booking_error(ngx_http_request_t *r, ngx_uint_t status,
     ngx_sprintf(body, "{\"error\":\"%s\",\"code\":\"%s\"}\n", message, code);
 
     if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        if (ngx_http_booking_add_header(r, "Retry-After",
+        if (ngx_http_webmodules_add_header(r, "Retry-After",
                                         ngx_http_booking_retry_after.data,
                                         ngx_http_booking_retry_after.len)
             != NGX_OK)
@@ -983,10 +978,6 @@ static ngx_int_t
 ngx_http_booking_send(ngx_http_request_t *r, ngx_uint_t status,
     const char *type, u_char *body, size_t len)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
     /*
      * the type as the route gave it, charset included: with
      * content_type_len covering all of it, the charset filter leaves it be
@@ -997,10 +988,10 @@ ngx_http_booking_send(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 
-    if (ngx_http_booking_add_header(r, "Cache-Control", (u_char *) "no-store",
+    if (ngx_http_webmodules_add_header(r, "Cache-Control", (u_char *) "no-store",
                                     sizeof("no-store") - 1)
         != NGX_OK
-        || ngx_http_booking_add_header(r, "X-Content-Type-Options",
+        || ngx_http_webmodules_add_header(r, "X-Content-Type-Options",
                                        (u_char *) "nosniff",
                                        sizeof("nosniff") - 1)
            != NGX_OK)
@@ -1008,58 +999,7 @@ ngx_http_booking_send(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    if (len == 0) {
-        return ngx_http_send_special(r, NGX_HTTP_LAST);
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->pos = body;
-    b->last = body + len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-static ngx_int_t
-ngx_http_booking_add_header(ngx_http_request_t *r, char *key, u_char *value,
-    size_t len)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    h->key.data = (u_char *) key;
-    h->key.len = ngx_strlen(key);
-    h->value.data = value;
-    h->value.len = len;
-
-    return NGX_OK;
+    return ngx_http_webmodules_send(r, status, body, len);
 }
 
 
@@ -1081,7 +1021,7 @@ ngx_http_booking_copy_header(ngx_http_request_t *r, char *key,
 
     ngx_memcpy(p, value, len);
 
-    return ngx_http_booking_add_header(r, key, p, len);
+    return ngx_http_webmodules_add_header(r, key, p, len);
 }
 
 
@@ -1108,55 +1048,6 @@ static void
 ngx_http_booking_free(void *data)
 {
     free(data);
-}
-
-
-static ngx_table_elt_t *
-ngx_http_booking_header_in(ngx_http_request_t *r, const char *name,
-    size_t len)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
-}
-
-
-static char *
-ngx_http_booking_cstr(ngx_pool_t *pool, u_char *data, size_t len)
-{
-    u_char  *p;
-
-    p = ngx_pnalloc(pool, len + 1);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    ngx_memcpy(p, data, len);
-    p[len] = '\0';
-
-    return (char *) p;
 }
 
 
@@ -1562,47 +1453,23 @@ ngx_http_booking_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_booking_srv_conf_t *bscf = conf;
 
-    char        *secret, err[512];
-    size_t       len;
-    u_char      *copy;
-    ngx_str_t   *value, name;
+    char       *rv;
+    ngx_str_t   secret;
 
     if (bscf->config.notify_secret) {
         return "is duplicate";
     }
 
-    value = cf->args->elts;
-    name = value[1];
+    ngx_str_null(&secret);
 
-    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
+    rv = ngx_http_webmodules_secret_file(cf, NGX_HTTP_BOOKING_SECRET_MIN,
+                                         &secret);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
-    /* the same reader as Apache's, in core/ */
-
-    if (crypto_read_secret_file((char *) name.data,
-                                NGX_HTTP_BOOKING_SECRET_MIN, &secret, &len,
-                                err, sizeof(err))
-        != NULL)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
-        return NGX_CONF_ERROR;
-    }
-
-    copy = ngx_pnalloc(cf->pool, len + 1);
-    if (copy == NULL) {
-        ngx_explicit_memzero(secret, len);
-        free(secret);
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memcpy(copy, secret, len + 1);
-
-    ngx_explicit_memzero(secret, len);
-    free(secret);
-
-    bscf->config.notify_secret = (const char *) copy;
-    bscf->config.notify_secret_len = len;
+    bscf->config.notify_secret = (const char *) secret.data;
+    bscf->config.notify_secret_len = secret.len;
 
     return NGX_CONF_OK;
 }

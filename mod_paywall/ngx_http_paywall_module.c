@@ -18,6 +18,7 @@
 #include "paywall_filter.h"
 #include "paywall_store.h"
 #include "webmodules_metrics.h"
+#include "webmodules_util.h"
 
 
 #if !(NGX_THREADS)
@@ -234,20 +235,14 @@ static ngx_int_t ngx_http_paywall_text(ngx_http_request_t *r,
     ngx_uint_t status, const char *message);
 static ngx_int_t ngx_http_paywall_page(ngx_http_request_t *r,
     ngx_uint_t status, const char *message);
-static ngx_int_t ngx_http_paywall_send(ngx_http_request_t *r,
-    ngx_uint_t status, u_char *body, size_t len);
 static char *ngx_http_paywall_set_enable(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static ngx_int_t ngx_http_paywall_add_header(ngx_http_request_t *r,
-    char *key, u_char *value, size_t len);
 static void ngx_http_paywall_drop_header(ngx_http_request_t *r,
     const char *name);
 static ngx_int_t ngx_http_paywall_source_value(ngx_http_request_t *r,
     ngx_http_paywall_source_t *source, ngx_str_t *value);
 static char *ngx_http_paywall_variable_text(ngx_http_request_t *r,
     ngx_str_t *name, ngx_uint_t hash);
-static char *ngx_http_paywall_cstr(ngx_pool_t *pool, u_char *data,
-    size_t len);
 static char *ngx_http_paywall_form_get(ngx_pool_t *pool, ngx_str_t *form,
     const char *name);
 static char *ngx_http_paywall_absolute(ngx_http_request_t *r, ngx_str_t *url);
@@ -711,7 +706,7 @@ ngx_http_paywall_visit(ngx_http_request_t *r,
     }
 
     if (user.len) {
-        visit->user_id = ngx_http_paywall_cstr(r->pool, user.data, user.len);
+        visit->user_id = ngx_http_webmodules_cstr(r->pool, user.data, user.len);
         if (visit->user_id == NULL) {
             return NGX_ERROR;
         }
@@ -719,7 +714,7 @@ ngx_http_paywall_visit(ngx_http_request_t *r,
         visit->user_id_len = user.len;
     }
 
-    visit->client_addr = ngx_http_paywall_cstr(r->pool,
+    visit->client_addr = ngx_http_webmodules_cstr(r->pool,
                                                r->connection->addr_text.data,
                                                r->connection->addr_text.len);
     if (visit->client_addr == NULL) {
@@ -888,7 +883,7 @@ ngx_http_paywall_apply(ngx_http_request_t *r, ngx_http_paywall_ctx_t *ctx,
     if (!ctx->private_set) {
         ctx->private_set = 1;
 
-        if (ngx_http_paywall_add_header(r, "Cache-Control",
+        if (ngx_http_webmodules_add_header(r, "Cache-Control",
                                         (u_char *) "private",
                                         sizeof("private") - 1)
             != NGX_OK)
@@ -957,7 +952,7 @@ ngx_http_paywall_set_cookie(ngx_http_request_t *r, paywall_result *result)
                        secure ? "; Secure" : "")
           - p;
 
-    return ngx_http_paywall_add_header(r, "Set-Cookie", p, len);
+    return ngx_http_webmodules_add_header(r, "Set-Cookie", p, len);
 }
 
 
@@ -1034,7 +1029,7 @@ ngx_http_paywall_redirect(ngx_http_request_t *r, const char *url)
     ngx_http_clear_location(r);
     r->headers_out.location = h;
 
-    if (ngx_http_paywall_add_header(r, "Cache-Control",
+    if (ngx_http_webmodules_add_header(r, "Cache-Control",
                                     (u_char *) "no-store",
                                     sizeof("no-store") - 1)
         != NGX_OK)
@@ -1732,7 +1727,7 @@ ngx_http_paywall_content_handler(ngx_http_request_t *r)
             return rc;
         }
 
-        if (ngx_http_paywall_add_header(r, "Allow", (u_char *) "POST",
+        if (ngx_http_webmodules_add_header(r, "Allow", (u_char *) "POST",
                                         sizeof("POST") - 1)
             != NGX_OK)
         {
@@ -1983,7 +1978,7 @@ ngx_http_paywall_form(ngx_http_request_t *r, ngx_http_paywall_call_t *call)
                                      "Please log in first.");
     }
 
-    call->user = ngx_http_paywall_cstr(r->pool, user.data, user.len);
+    call->user = ngx_http_webmodules_cstr(r->pool, user.data, user.len);
     if (call->user == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -2056,7 +2051,7 @@ ngx_http_paywall_form(ngx_http_request_t *r, ngx_http_paywall_call_t *call)
         }
 
         if (email.len) {
-            req->email = ngx_http_paywall_cstr(r->pool, email.data,
+            req->email = ngx_http_webmodules_cstr(r->pool, email.data,
                                                email.len);
             if (req->email == NULL) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -2314,7 +2309,7 @@ ngx_http_paywall_stripe_answer(ngx_http_request_t *r,
         ngx_http_clear_location(r);
         r->headers_out.location = h;
 
-        if (ngx_http_paywall_add_header(r, "Cache-Control",
+        if (ngx_http_webmodules_add_header(r, "Cache-Control",
                                         (u_char *) "no-store",
                                         sizeof("no-store") - 1)
             != NGX_OK)
@@ -2371,7 +2366,7 @@ ngx_http_paywall_export_handler(ngx_http_request_t *r)
     }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        if (ngx_http_paywall_add_header(r, "Allow", (u_char *) "GET, HEAD",
+        if (ngx_http_webmodules_add_header(r, "Allow", (u_char *) "GET, HEAD",
                                         sizeof("GET, HEAD") - 1)
             != NGX_OK)
         {
@@ -2601,9 +2596,9 @@ ngx_http_paywall_export_start(ngx_http_request_t *r,
               - p;
     }
 
-    if (ngx_http_paywall_add_header(r, "Content-Disposition", p, len)
+    if (ngx_http_webmodules_add_header(r, "Content-Disposition", p, len)
         != NGX_OK
-        || ngx_http_paywall_add_header(r, "Cache-Control",
+        || ngx_http_webmodules_add_header(r, "Cache-Control",
                                        (u_char *) "no-store",
                                        sizeof("no-store") - 1)
            != NGX_OK)
@@ -2871,7 +2866,7 @@ ngx_http_paywall_text(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.content_type_lowcase = NULL;
     ngx_str_set(&r->headers_out.charset, "utf-8");
 
-    return ngx_http_paywall_send(r, status, body, len + 1);
+    return ngx_http_webmodules_send(r, status, body, len + 1);
 }
 
 
@@ -2905,73 +2900,14 @@ ngx_http_paywall_page(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.content_type_lowcase = NULL;
     ngx_str_set(&r->headers_out.charset, "utf-8");
 
-    if (ngx_http_paywall_add_header(r, "Cache-Control", (u_char *) "no-store",
+    if (ngx_http_webmodules_add_header(r, "Cache-Control", (u_char *) "no-store",
                                     sizeof("no-store") - 1)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_paywall_send(r, status, body, p - body);
-}
-
-
-static ngx_int_t
-ngx_http_paywall_send(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
-    size_t len)
-{
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->pos = body;
-    b->last = body + len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-static ngx_int_t
-ngx_http_paywall_add_header(ngx_http_request_t *r, char *key, u_char *value,
-    size_t len)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    h->key.data = (u_char *) key;
-    h->key.len = ngx_strlen(key);
-    h->value.data = value;
-    h->value.len = len;
-
-    return NGX_OK;
+    return ngx_http_webmodules_send(r, status, body, p - body);
 }
 
 
@@ -3047,24 +2983,7 @@ ngx_http_paywall_variable_text(ngx_http_request_t *r, ngx_str_t *name,
         return NULL;
     }
 
-    return ngx_http_paywall_cstr(r->pool, vv->data, vv->len);
-}
-
-
-static char *
-ngx_http_paywall_cstr(ngx_pool_t *pool, u_char *data, size_t len)
-{
-    u_char  *p;
-
-    p = ngx_pnalloc(pool, len + 1);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    ngx_memcpy(p, data, len);
-    p[len] = '\0';
-
-    return (char *) p;
+    return ngx_http_webmodules_cstr(r->pool, vv->data, vv->len);
 }
 
 
@@ -3599,7 +3518,7 @@ ngx_http_paywall_make_source(ngx_conf_t *cf, ngx_str_t *arg,
 
     /* the setter keeps a pointer into the argument */
 
-    s = ngx_http_paywall_cstr(cf->pool, arg->data, arg->len);
+    s = ngx_http_webmodules_cstr(cf->pool, arg->data, arg->len);
     if (s == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -3987,9 +3906,7 @@ ngx_http_paywall_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    char        err[512], *secret;
-    size_t      len;
-    ngx_str_t  *field, *value, name;
+    ngx_str_t  *field;
 
     field = (ngx_str_t *) (p + cmd->offset);
 
@@ -3997,31 +3914,7 @@ ngx_http_paywall_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
-    value = cf->args->elts;
-    name = value[1];
-
-    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (paywall_read_secret_file((char *) name.data, (size_t) cmd->post,
-                                 &secret, &len, err, sizeof(err)))
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
-        return NGX_CONF_ERROR;
-    }
-
-    field->data = ngx_pnalloc(cf->pool, len + 1);
-
-    if (field->data) {
-        ngx_memcpy(field->data, secret, len + 1);
-        field->len = len;
-    }
-
-    ngx_explicit_memzero(secret, len);
-    free(secret);
-
-    return field->data ? NGX_CONF_OK : NGX_CONF_ERROR;
+    return ngx_http_webmodules_secret_file(cf, (size_t) cmd->post, field);
 }
 
 

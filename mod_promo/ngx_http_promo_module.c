@@ -19,6 +19,7 @@
 #include "promo_store.h"
 #include "req.h"
 #include "webmodules_metrics.h"
+#include "webmodules_util.h"
 
 
 #if !(NGX_THREADS)
@@ -234,19 +235,12 @@ static ngx_int_t ngx_http_promo_json_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *message);
 static ngx_int_t ngx_http_promo_text(ngx_http_request_t *r,
     ngx_uint_t status, const char *message);
-static ngx_int_t ngx_http_promo_send(ngx_http_request_t *r,
-    ngx_uint_t status, u_char *body, size_t len);
-static ngx_int_t ngx_http_promo_add_header(ngx_http_request_t *r,
-    char *key, u_char *value, size_t len);
 static ngx_int_t ngx_http_promo_location(ngx_http_request_t *r,
     u_char *url, size_t len);
 static ngx_int_t ngx_http_promo_cookie(ngx_http_request_t *r,
     const char *name, size_t name_len, ngx_str_t *value);
-static ngx_table_elt_t *ngx_http_promo_header_in(ngx_http_request_t *r,
-    const char *name, size_t len);
 static ngx_int_t ngx_http_promo_variable_str(ngx_http_request_t *r,
     ngx_str_t *name, ngx_uint_t hash, ngx_str_t *value);
-static char *ngx_http_promo_cstr(ngx_pool_t *pool, u_char *data, size_t len);
 
 static void ngx_http_promo_timer_handler(ngx_event_t *ev);
 static void ngx_http_promo_refresh_thread(void *data, ngx_log_t *log);
@@ -686,7 +680,7 @@ ngx_http_promo_set_code_cookie(ngx_http_request_t *r,
                        promotion->ends_at - now, secure ? "; Secure" : "")
           - p;
 
-    return ngx_http_promo_add_header(r, "Set-Cookie", p, len);
+    return ngx_http_webmodules_add_header(r, "Set-Cookie", p, len);
 }
 
 
@@ -1011,7 +1005,7 @@ ngx_http_promo_pick(ngx_http_request_t *r, ngx_http_promo_loc_conf_t *plcf,
     visit.logged_in = (user.len != 0);
 
     if (access.len) {
-        visit.paywall_access = ngx_http_promo_cstr(r->pool, access.data,
+        visit.paywall_access = ngx_http_webmodules_cstr(r->pool, access.data,
                                                    access.len);
         if (visit.paywall_access == NULL) {
             return NGX_ERROR;
@@ -1019,7 +1013,7 @@ ngx_http_promo_pick(ngx_http_request_t *r, ngx_http_promo_loc_conf_t *plcf,
     }
 
     if (plan.len) {
-        visit.paywall_plan = ngx_http_promo_cstr(r->pool, plan.data, plan.len);
+        visit.paywall_plan = ngx_http_webmodules_cstr(r->pool, plan.data, plan.len);
         if (visit.paywall_plan == NULL) {
             return NGX_ERROR;
         }
@@ -1411,7 +1405,7 @@ ngx_http_promo_click_handler(ngx_http_request_t *r)
     }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        if (ngx_http_promo_add_header(r, "Allow", (u_char *) "GET, HEAD",
+        if (ngx_http_webmodules_add_header(r, "Allow", (u_char *) "GET, HEAD",
                                       sizeof("GET, HEAD") - 1)
             != NGX_OK)
         {
@@ -1470,7 +1464,7 @@ ngx_http_promo_click_handler(ngx_http_request_t *r)
     if (ngx_http_promo_location(r, (u_char *) promotion->cta_url,
                                 ngx_strlen(promotion->cta_url))
         != NGX_OK
-        || ngx_http_promo_add_header(r, "Cache-Control", (u_char *) "no-store",
+        || ngx_http_webmodules_add_header(r, "Cache-Control", (u_char *) "no-store",
                                      sizeof("no-store") - 1)
            != NGX_OK)
     {
@@ -1713,7 +1707,7 @@ ngx_http_promo_admin_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        call->editor = ngx_http_promo_cstr(r->pool, editor.data, editor.len);
+        call->editor = ngx_http_webmodules_cstr(r->pool, editor.data, editor.len);
         if (call->editor == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -1774,7 +1768,7 @@ ngx_http_promo_admin_handler(ngx_http_request_t *r)
 
 not_allowed:
 
-    if (ngx_http_promo_add_header(r, "Allow", allow.data, allow.len)
+    if (ngx_http_webmodules_add_header(r, "Allow", allow.data, allow.len)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1824,15 +1818,15 @@ ngx_http_promo_admin_page(ngx_http_request_t *r, ngx_str_t *prefix)
                        secure ? "; Secure" : "")
           - p;
 
-    if (ngx_http_promo_add_header(r, "Set-Cookie", p, len) != NGX_OK
-        || ngx_http_promo_add_header(r, "Cache-Control", (u_char *) "no-store",
+    if (ngx_http_webmodules_add_header(r, "Set-Cookie", p, len) != NGX_OK
+        || ngx_http_webmodules_add_header(r, "Cache-Control", (u_char *) "no-store",
                                      sizeof("no-store") - 1)
            != NGX_OK
-        || ngx_http_promo_add_header(r, "Content-Security-Policy",
+        || ngx_http_webmodules_add_header(r, "Content-Security-Policy",
                                      (u_char *) NGX_HTTP_PROMO_CSP,
                                      sizeof(NGX_HTTP_PROMO_CSP) - 1)
            != NGX_OK
-        || ngx_http_promo_add_header(r, "X-Frame-Options", (u_char *) "DENY",
+        || ngx_http_webmodules_add_header(r, "X-Frame-Options", (u_char *) "DENY",
                                      sizeof("DENY") - 1)
            != NGX_OK)
     {
@@ -1892,7 +1886,7 @@ ngx_http_promo_admin_page(ngx_http_request_t *r, ngx_str_t *prefix)
     r->headers_out.content_type_lowcase = NULL;
     ngx_str_set(&r->headers_out.charset, "utf-8");
 
-    return ngx_http_promo_send(r, NGX_HTTP_OK, body, p - body);
+    return ngx_http_webmodules_send(r, NGX_HTTP_OK, body, p - body);
 }
 
 
@@ -1904,7 +1898,7 @@ ngx_http_promo_csrf_ok(ngx_http_request_t *r)
     ngx_str_t         cookie;
     ngx_table_elt_t  *h;
 
-    h = ngx_http_promo_header_in(r, NGX_HTTP_PROMO_CSRF_HEADER,
+    h = ngx_http_webmodules_header_in(r, NGX_HTTP_PROMO_CSRF_HEADER,
                                  sizeof(NGX_HTTP_PROMO_CSRF_HEADER) - 1);
 
     if (h == NULL
@@ -2207,14 +2201,14 @@ ngx_http_promo_api_answer(ngx_http_request_t *r, ngx_http_promo_call_t *call)
     r->headers_out.content_type_len = sizeof("application/json") - 1;
     r->headers_out.content_type_lowcase = NULL;
 
-    if (ngx_http_promo_add_header(r, "Cache-Control", (u_char *) "no-store",
+    if (ngx_http_webmodules_add_header(r, "Cache-Control", (u_char *) "no-store",
                                   sizeof("no-store") - 1)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_promo_send(r, status, body, len);
+    return ngx_http_webmodules_send(r, status, body, len);
 }
 
 
@@ -2266,14 +2260,14 @@ ngx_http_promo_json_error(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.content_type_len = sizeof("application/json") - 1;
     r->headers_out.content_type_lowcase = NULL;
 
-    if (ngx_http_promo_add_header(r, "Cache-Control", (u_char *) "no-store",
+    if (ngx_http_webmodules_add_header(r, "Cache-Control", (u_char *) "no-store",
                                   sizeof("no-store") - 1)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_promo_send(r, status, body, len);
+    return ngx_http_webmodules_send(r, status, body, len);
 }
 
 
@@ -2299,74 +2293,14 @@ ngx_http_promo_text(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.content_type_lowcase = NULL;
     ngx_str_set(&r->headers_out.charset, "utf-8");
 
-    if (ngx_http_promo_add_header(r, "Cache-Control", (u_char *) "no-store",
+    if (ngx_http_webmodules_add_header(r, "Cache-Control", (u_char *) "no-store",
                                   sizeof("no-store") - 1)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_promo_send(r, status, body, len + 1);
-}
-
-
-static ngx_int_t
-ngx_http_promo_send(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
-    size_t len)
-{
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->pos = body;
-    b->last = body + len;
-    b->memory = (len != 0);
-    b->sync = (len == 0);
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-static ngx_int_t
-ngx_http_promo_add_header(ngx_http_request_t *r, char *key, u_char *value,
-    size_t len)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    h->key.data = (u_char *) key;
-    h->key.len = ngx_strlen(key);
-    h->value.data = value;
-    h->value.len = len;
-
-    return NGX_OK;
+    return ngx_http_webmodules_send(r, status, body, len + 1);
 }
 
 
@@ -2439,37 +2373,6 @@ ngx_http_promo_cookie(ngx_http_request_t *r, const char *name,
 }
 
 
-static ngx_table_elt_t *
-ngx_http_promo_header_in(ngx_http_request_t *r, const char *name, size_t len)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
-}
-
-
 /* a variable's text, empty when it is missing, empty or unknown */
 
 static ngx_int_t
@@ -2491,23 +2394,6 @@ ngx_http_promo_variable_str(ngx_http_request_t *r, ngx_str_t *name,
     }
 
     return NGX_OK;
-}
-
-
-static char *
-ngx_http_promo_cstr(ngx_pool_t *pool, u_char *data, size_t len)
-{
-    u_char  *p;
-
-    p = ngx_pnalloc(pool, len + 1);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    ngx_memcpy(p, data, len);
-    p[len] = '\0';
-
-    return (char *) p;
 }
 
 
@@ -2991,45 +2877,12 @@ ngx_http_promo_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_promo_loc_conf_t *plcf = conf;
 
-    char        *secret, err[512];
-    size_t       len;
-    ngx_str_t   *value, name;
-
     if (plcf->secret.data) {
         return "is duplicate";
     }
 
-    value = cf->args->elts;
-    name = value[1];
-
-    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    /* the same reader as paywall_secret_file's, in core/ */
-
-    if (crypto_read_secret_file((char *) name.data, NGX_HTTP_PROMO_SECRET_MIN,
-                                &secret, &len, err, sizeof(err))
-        != NULL)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
-        return NGX_CONF_ERROR;
-    }
-
-    plcf->secret.data = ngx_pnalloc(cf->pool, len + 1);
-    if (plcf->secret.data == NULL) {
-        ngx_explicit_memzero(secret, len);
-        free(secret);
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memcpy(plcf->secret.data, secret, len + 1);
-    plcf->secret.len = len;
-
-    ngx_explicit_memzero(secret, len);
-    free(secret);
-
-    return NGX_CONF_OK;
+    return ngx_http_webmodules_secret_file(cf, NGX_HTTP_PROMO_SECRET_MIN,
+                                           &plcf->secret);
 }
 
 
