@@ -400,8 +400,8 @@ static mc_status mc_op_status(memcached_return_t rc, memcached_st *memc, const m
 static void mc_note_degraded(mc_cluster *cluster, const char *why)
 {
     pthread_mutex_lock(&cluster->degraded_lock);
-    cluster->degraded_until = time(NULL) + MC_DEGRADED_WINDOW;
     snprintf(cluster->degraded_why, sizeof(cluster->degraded_why), "%s", why ? why : "");
+    __atomic_store_n(&cluster->degraded_until, time(NULL) + MC_DEGRADED_WINDOW, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&cluster->degraded_lock);
 }
 
@@ -453,14 +453,17 @@ static mc_status mc_ring_run(mc_cluster *cluster, mc_op *op, char *err, size_t e
 
 int mc_cluster_degraded(mc_cluster *cluster, char *why, size_t whylen)
 {
-    int degraded;
+    /* asked after every operation that succeeded: no lock unless a node was lost */
+    time_t until = __atomic_load_n(&cluster->degraded_until, __ATOMIC_ACQUIRE);
 
-    pthread_mutex_lock(&cluster->degraded_lock);
-    degraded = cluster->degraded_until != 0 && time(NULL) < cluster->degraded_until;
-    if (degraded && whylen)
+    if (until == 0 || time(NULL) >= until)
+        return 0;
+    if (whylen) {
+        pthread_mutex_lock(&cluster->degraded_lock);
         snprintf(why, whylen, "%s", cluster->degraded_why);
-    pthread_mutex_unlock(&cluster->degraded_lock);
-    return degraded;
+        pthread_mutex_unlock(&cluster->degraded_lock);
+    }
+    return 1;
 }
 
 mc_status mc_get(mc_cluster *cluster, const char *hash_key, size_t hash_len, const char *key, size_t key_len,

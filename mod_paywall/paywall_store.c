@@ -242,7 +242,7 @@ static int paywall_flag_changed(paywall_store *store, int *flag, int down)
 
     pthread_mutex_lock(&store->lock);
     changed = *flag != down;
-    *flag = down;
+    __atomic_store_n(flag, down, __ATOMIC_RELAXED); /* read without the lock by the node notes */
     pthread_mutex_unlock(&store->lock);
     return changed;
 }
@@ -254,7 +254,9 @@ static void paywall_note_mc_node(paywall_store *store, char *note, size_t notele
     char why[256] = "";
     int lost = mc_cluster_degraded(store->mc, why, sizeof(why));
 
-    if (note[0] != '\0' || !paywall_flag_changed(store, &store->mc_node_lost, lost))
+    /* every answer asks: the common one, nothing changed, takes no lock */
+    if (lost == __atomic_load_n(&store->mc_node_lost, __ATOMIC_RELAXED) || note[0] != '\0' ||
+        !paywall_flag_changed(store, &store->mc_node_lost, lost))
         return;
     if (lost) {
         snprintf(note, notelen,

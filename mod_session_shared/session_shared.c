@@ -354,7 +354,7 @@ static int session_shared_outage_changed(session_shared_store *store, int *flag,
 
     pthread_mutex_lock(&store->lock);
     changed = *flag != down;
-    *flag = down;
+    __atomic_store_n(flag, down, __ATOMIC_RELAXED); /* read without the lock by the node notes */
     pthread_mutex_unlock(&store->lock);
     if (!changed || notelen == 0 || note[0] != '\0')
         return 0;
@@ -382,7 +382,9 @@ static void session_shared_note_mc_node(session_shared_store *store, char *note,
     char why[256] = "";
     int lost = mc_cluster_degraded(store->mc, why, sizeof(why));
 
-    if (note[0] != '\0' || !session_shared_outage_changed(store, &store->mc_node_lost, lost, note, notelen, is_error))
+    /* every read asks: the common answer, nothing changed, takes no lock */
+    if (lost == __atomic_load_n(&store->mc_node_lost, __ATOMIC_RELAXED) || note[0] != '\0' ||
+        !session_shared_outage_changed(store, &store->mc_node_lost, lost, note, notelen, is_error))
         return;
     if (lost)
         snprintf(note, notelen,
