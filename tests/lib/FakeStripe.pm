@@ -2,7 +2,7 @@ package FakeStripe;
 
 # A fake Stripe API for the integration tests: POST /v1/checkout/sessions and /v1/billing_portal/sessions on
 # 127.0.0.1, Stripe's wire format (form bodies in bracket notation, Bearer or Basic key, JSON answers and errors),
-# and modes that make it slow, failing or unreachable. Core Perl only.
+# and modes that make it slow, failing or unreachable (FakeServer's). Core Perl only.
 #
 #   my $fs = FakeStripe->start(dir => $tmp, key => 'sk_test_123');   # also mode => .., seconds => .., prices => [..]
 #   # PaywallStripeAPI $fs->url
@@ -10,35 +10,20 @@ package FakeStripe;
 #   my @r = $fs->requests;  my $r = $fs->last_request;  $r->{params}{line_items}[0]{price}
 #   $fs->clear;  $fs->stop;   (also on DESTROY)
 #
-# A record (one JSON line per request in <dir>/fakestripe-<port>.requests) holds: time, method, path, query,
-# headers (lower-case names), body (raw bytes), params (decoded, UTF-8 text; undef when not decoded), status,
-# response (the JSON answered), mode, delay, conn and nth (which connection, which request on it: keep-alive shows
-# as the same conn with nth > 1). A request is recorded before its answer is delayed, so a client that timed out
-# still finds it.
-#
-# Each connection is served by its own process, so a slow answer does not hold up the others. Modes live in a file
-# that each request re-reads; 'refuse' closes the listening socket (new connections are refused at once, open
-# keep-alive connections are closed at their next request) and keeps the port bound so that nothing else takes it.
+# A record (one JSON line per request in <dir>/fakestripe-<port>.requests) holds FakeServer's fields, with path
+# without its query and: query, params (decoded, UTF-8 text; undef when not decoded). A request that 'refuse' drops
+# is not recorded: Stripe never saw it, and clients retry and find the port refused.
 
 use strict;
 use warnings;
 
-use Carp qw(croak);
+use parent 'FakeServer';
+
 use Encode qw(decode);
-use File::Temp qw(tempdir);
-use Fcntl qw(:flock);
-use IO::Select;
-use IO::Socket::INET;
 use JSON::PP;
 use MIME::Base64 qw(decode_base64);
-use POSIX qw(_exit setpgid strftime WNOHANG);
-use Time::HiRes qw(sleep time);
 
-my $JSON = JSON::PP->new->utf8->canonical;
 my $PRETTY = JSON::PP->new->utf8->canonical->pretty->indent_length(2);    # Stripe indents its answers by 2
-my $IDLE = 15;            # seconds a keep-alive connection may wait for its next request
-my $HEAD_MAX = 65536;
-my $BODY_MAX = 1 << 20;
 my $API_VERSION = '2024-06-20';
 
 # Stripe's parameters: a hash spec lists the known keys ('*': any key), an array spec the shape of its elements, a
@@ -86,321 +71,70 @@ my %PORTAL = (
     expand        => ['string'],
 );
 
-my %REASON = (200 => 'OK', 400 => 'Bad Request', 401 => 'Unauthorized', 402 => 'Request Failed',
-    404 => 'Not Found', 500 => 'Internal Server Error', 502 => 'Bad Gateway', 503 => 'Service Unavailable');
-
-##############################################################################
-# the test's side
-
-sub start {
-    my ($class, %o) = @_;
-    my $self = bless {
-        owner  => $$,
-        dir    => $o{dir} // tempdir('fakestripe-XXXXXX', TMPDIR => 1, CLEANUP => 1),
-        key    => $o{key} // 'sk_test_fake',
-        prices => $o{prices} ? {map { $_ => 1 } @{$o{prices}}} : undef,
-    }, $class;
-    croak "$self->{dir} is not a directory" unless -d $self->{dir};
-
-    # bound before the fork, so the port accepts connections as soon as start returns
-    my $listen = _listen(0) or croak "listen: $!";
-    $self->{port} = $listen->sockport;
-    $self->{base} = "$self->{dir}/fakestripe-$self->{port}";
-    open my $fh, '>', "$self->{base}.requests" or croak "$self->{base}.requests: $!";
-    close $fh;
-    my %mode = %o;
-    delete @mode{qw(dir key prices mode)};
-    $self->_write_mode($o{mode} // 'ok', %mode);
-
-    my $pid = fork // croak "fork: $!";
-    if ($pid == 0) {
-        # no END blocks, DESTROY or Test::More output from this copy of the test process
-        $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP QUIT);
-        eval { $self->_serve($listen) };
-        print STDERR "FakeStripe: $@" if $@;
-        _exit(0);
-    }
-    close $listen;
-    $self->{pid} = $pid;
-    $self->_wait_state($o{mode} // 'ok');
-    return $self;
-}
-
-sub url { "http://127.0.0.1:$_[0]{port}" }
-sub port { $_[0]{port} }
 sub key { $_[0]{key} }
-sub dir { $_[0]{dir} }
-
-# mode() reads it; mode($name, %opt) changes it and returns once it is in force
-sub mode {
-    my ($self, $mode, %o) = @_;
-    return (_read_mode("$self->{base}.mode"))[0] unless defined $mode;
-    croak "unknown mode $mode" unless $mode =~ /^(?:ok|slow|fail|refuse)\z/;
-    $self->_write_mode($mode, %o);
-    $self->_wait_state($mode);
-    return $mode;
-}
-
-sub requests {
-    my ($self) = @_;
-    open my $fh, '<:raw', "$self->{base}.requests" or return;
-    flock $fh, LOCK_SH;
-    my @r;
-    while (my $line = <$fh>) {
-        push @r, $JSON->decode($line) if $line =~ /\n\z/;
-    }
-    return @r;
-}
 
 sub last_request { my @r = $_[0]->requests; return $r[-1] }
 
-sub clear {
-    my ($self) = @_;
-    open my $fh, '>>', "$self->{base}.requests" or croak "$self->{base}.requests: $!";
-    flock $fh, LOCK_EX;
-    truncate $fh, 0;
-    close $fh;
-}
-
-sub stop {
-    my ($self) = @_;
-    my $pid = delete $self->{pid} or return;
-    return unless $self->{owner} == $$;
-    kill 'TERM', -$pid;
-    my $deadline = time + 3;
-    sleep 0.02 while time < $deadline && !waitpid($pid, WNOHANG);
-    if (kill 0, $pid) {
-        kill 'KILL', -$pid;
-        waitpid $pid, 0;
-    }
-}
-
-sub DESTROY { local ($?, $@); $_[0]->stop }
-
-sub _write_mode {
-    my ($self, $mode, %o) = @_;
-    my $file = "$self->{base}.mode";
-    open my $fh, '>', "$file.tmp" or croak "$file.tmp: $!";
-    print $fh join(' ', $mode, map { "$_=$o{$_}" } sort keys %o), "\n";
-    close $fh;
-    rename "$file.tmp", $file or croak "rename $file: $!";    # atomic: the server never reads half a mode
-}
-
-sub _read_mode {
-    my ($file) = @_;
-    open my $fh, '<', $file or return ('ok');
-    my ($mode, @kv) = split ' ', scalar(<$fh>) // '';
-    return ($mode // 'ok', map { split /=/, $_, 2 } @kv);
-}
-
-# 'refuse' starts or ends in the server's loop, not at once: wait until a connection shows it
-sub _wait_state {
-    my ($self, $mode) = @_;
-    my $deadline = time + 5;
-    while (time < $deadline) {
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp',
-            Timeout => 1);
-        return if ($mode eq 'refuse') == !$s;
-        sleep 0.02;
-    }
-    croak "FakeStripe did not switch to mode $mode";
-}
-
 ##############################################################################
-# the server's side (a child process and one grandchild per connection, all in one process group)
+# FakeServer's hooks
 
-sub _listen {
-    my ($port) = @_;
-    return IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Proto => 'tcp', Listen => 128,
-        ReuseAddr => 1);
+sub init {
+    my ($self, $o) = @_;
+    $self->{key} = (delete $o->{key}) // 'sk_test_fake';
+    my $prices = delete $o->{prices};
+    $self->{prices} = $prices ? {map { $_ => 1 } @$prices} : undef;
 }
 
-sub _serve {
-    my ($self, $listen) = @_;
-    setpgid(0, 0);
-    $0 = "fakestripe $self->{port}";
-    $SIG{CHLD} = 'IGNORE';    # connection processes reap themselves
-    $SIG{PIPE} = 'IGNORE';
-    my $parent = getppid;
-    my $reserve;
-    my $sel = IO::Select->new($listen);
-    while (1) {
-        # the test process died without stopping us (SIGKILL): do not outlive it
-        if (getppid != $parent) {
-            kill 'TERM', -$$;
-            _exit(0);
-        }
-        my ($mode) = _read_mode("$self->{base}.mode");
-        if ($mode eq 'refuse' && $listen) {
-            $sel->remove($listen);
-            close $listen;
-            undef $listen;
-            # bound but not listening: connections are refused, and the port stays ours
-            $reserve = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $self->{port}, Proto => 'tcp',
-                ReuseAddr => 1);
-        } elsif ($mode ne 'refuse' && !$listen) {
-            undef $reserve;
-            $listen = _listen($self->{port}) or die "listen again on $self->{port}: $!\n";
-            $sel->add($listen);
-        }
-        unless ($listen) {
-            sleep 0.05;
-            next;
-        }
-        next unless $sel->can_read(0.05);
-        my $conn = $listen->accept or next;
-        my $pid = fork;
-        if (defined $pid && $pid == 0) {
-            close $listen;    # else 'refuse' could not close it
-            eval { $self->_connection($conn) };
-            _exit(0);
-        }
-        close $conn;
+sub describe {
+    my ($self, $req) = @_;
+    @$req{qw(path query)} = split /\?/, $req->{path}, 2;
+}
+
+sub error {
+    my ($self, $what) = @_;
+    return _error('invalid_request_error', 'Malformed request') if $what eq 'malformed';
+    return _error('invalid_request_error', 'Request too large') if $what eq 'too large';
+    return _error('api_error', 'Sorry, something went wrong. We\'ve already been notified of the problem, but if you '
+        . 'need any help, you can reach us at support.stripe.com/contact.');
+}
+
+sub render {
+    my ($self, $status, $answer, $req) = @_;
+    my %h = ('Server' => 'nginx', 'Cache-Control' => 'no-cache, no-store', 'Request-Id' => 'req_' . _random(14));
+    # no request when it could not be read, so nothing of it to echo
+    if ($req) {
+        $h{'Idempotency-Key'} = $req->{headers}{'idempotency-key'} if defined $req->{headers}{'idempotency-key'};
+        $h{'Stripe-Version'} = $req->{headers}{'stripe-version'} // $API_VERSION;
+        $h{'WWW-Authenticate'} = 'Basic realm="Stripe"' if $status == 401;
     }
-}
-
-sub _connection {
-    my ($self, $sock) = @_;
-    binmode $sock;
-    my $buf = '';
-    my $conn = sprintf '%d.%d', $$, int(time * 1000) % 1000000;
-    for (my $nth = 1;; $nth++) {
-        my $end;
-        until (($end = index $buf, "\r\n\r\n") >= 0) {
-            return if length $buf > $HEAD_MAX || !_fill($sock, \$buf, $IDLE);
-        }
-        my $head = substr $buf, 0, $end + 4, '';
-        my ($line, @lines) = split /\r\n/, $head;
-        my ($method, $target, $proto) = split / /, $line // '';
-        return _reply($sock, 400, {}, _error('invalid_request_error', 'Malformed request'), 1)
-            unless $proto && $proto =~ m{^HTTP/1\.[01]\z};
-        my %h;
-        for (@lines) {
-            my ($k, $v) = /^([^:]+):\s*(.*?)\s*\z/ or next;
-            $k = lc $k;
-            $h{$k} = exists $h{$k} ? "$h{$k}, $v" : $v;
-        }
-        my $close = $proto eq 'HTTP/1.0' ? ($h{connection} // '') !~ /keep-alive/i : ($h{connection} // '') =~ /close/i;
-
-        my $body = '';
-        if (($h{'transfer-encoding'} // '') =~ /chunked/i) {
-            $body = _read_chunked($sock, \$buf) // return;
-        } elsif (my $len = $h{'content-length'}) {
-            return _reply($sock, 413, {}, _error('invalid_request_error', 'Request too large'), 1)
-                if $len !~ /^\d+\z/ || $len > $BODY_MAX;
-            # curl waits a second for this before sending a body over 1 KB
-            syswrite $sock, "HTTP/1.1 100 Continue\r\n\r\n"
-                if ($h{expect} // '') =~ /100-continue/i && length $buf < $len;
-            while (length $buf < $len) { _fill($sock, \$buf, $IDLE) or return }
-            $body = substr $buf, 0, $len, '';
-        }
-
-        my ($mode, %mo) = _read_mode("$self->{base}.mode");
-        return if $mode eq 'refuse';    # as if the connection had broken: clients retry and find it refused
-        my ($path, $query) = split /\?/, $target, 2;
-        my $rec = {
-            time => time, method => $method, path => $path, query => $query, headers => \%h, body => $body,
-            mode => $mode, conn => $conn, nth => $nth,
-        };
-        my ($status, $answer) = $mode eq 'fail'
-            ? ($mo{status} // 500, _error('api_error', 'Sorry, something went wrong. We\'ve already been notified of '
-                . 'the problem, but if you need any help, you can reach us at support.stripe.com/contact.'))
-            : $self->_handle($rec);
-        $rec->{status} = $status;
-        $rec->{response} = $answer;
-        $rec->{delay} = $mode eq 'slow' ? 0 + ($mo{seconds} // 5) : 0;
-        $self->_record($rec);
-        sleep $rec->{delay} if $rec->{delay};
-
-        my %extra;
-        $extra{'Idempotency-Key'} = $h{'idempotency-key'} if defined $h{'idempotency-key'};
-        $extra{'Stripe-Version'} = $h{'stripe-version'} // $API_VERSION;
-        $extra{'WWW-Authenticate'} = 'Basic realm="Stripe"' if $status == 401;
-        _reply($sock, $status, \%extra, $answer, $close) or return;
-        return if $close;
-    }
-}
-
-sub _fill {
-    my ($sock, $buf, $timeout) = @_;
-    return 0 unless IO::Select->new($sock)->can_read($timeout);
-    return sysread($sock, $$buf, 65536, length $$buf) ? 1 : 0;
-}
-
-sub _read_chunked {
-    my ($sock, $buf) = @_;
-    my $body = '';
-    while (1) {
-        until ($$buf =~ /\r\n/) { _fill($sock, $buf, $IDLE) or return }
-        $$buf =~ s/^([0-9a-fA-F]+)[^\r]*\r\n// or return;
-        my $size = hex $1;
-        if ($size == 0) {
-            until ($$buf =~ /^(?:[^\r]*\r\n)*?\r\n/) { _fill($sock, $buf, $IDLE) or return }    # trailers
-            $$buf =~ s/^(?:[^\r\n]+\r\n)*\r\n//;
-            return $body;
-        }
-        return if length($body) + $size > $BODY_MAX;
-        while (length $$buf < $size + 2) { _fill($sock, $buf, $IDLE) or return }
-        $body .= substr $$buf, 0, $size + 2, '';
-        chop $body; chop $body;
-    }
-}
-
-sub _reply {
-    my ($sock, $status, $extra, $answer, $close) = @_;
-    my $body = $PRETTY->encode($answer);
-    my %h = (
-        'Server'         => 'nginx',
-        'Date'           => strftime('%a, %d %b %Y %H:%M:%S GMT', gmtime),
-        'Content-Type'   => 'application/json',
-        'Content-Length' => length $body,
-        'Cache-Control'  => 'no-cache, no-store',
-        'Connection'     => $close ? 'close' : 'keep-alive',
-        'Request-Id'     => 'req_' . _random(14),
-        %$extra,
-    );
-    my $msg = "HTTP/1.1 $status " . ($REASON{$status} // 'Error') . "\r\n"
-        . join('', map { "$_: $h{$_}\r\n" } sort keys %h) . "\r\n" . $body;
-    while (length $msg) {
-        my $n = syswrite $sock, $msg or return 0;
-        substr $msg, 0, $n, '';
-    }
-    return 1;
-}
-
-sub _record {
-    my ($self, $rec) = @_;
-    open my $fh, '>>:raw', "$self->{base}.requests" or die "$self->{base}.requests: $!";
-    flock $fh, LOCK_EX;
-    print $fh $JSON->encode($rec), "\n";
-    close $fh;
+    return ($PRETTY->encode($answer), %h);
 }
 
 ##############################################################################
 # Stripe's behaviour
 
-sub _handle {
-    my ($self, $rec) = @_;
+sub handle {
+    my ($self, $req) = @_;
     my %routes = ('/v1/checkout/sessions' => \&_checkout, '/v1/billing_portal/sessions' => \&_portal);
-    my $route = $routes{$rec->{path}};
+    my $route = $routes{$req->{path}};
 
-    my $key = _api_key($rec->{headers}{authorization});
+    my $key = _api_key($req->{headers}{authorization});
     return (401, _error('invalid_request_error', 'You did not provide an API key. You need to provide your API '
         . 'key in the Authorization header, using Bearer auth (e.g. \'Authorization: Bearer YOUR_SECRET_KEY\').'))
         unless defined $key && length $key;
     return (401, _error('invalid_request_error', 'Invalid API Key provided: ' . _redact($key)))
         unless $key eq $self->{key};
-    return (404, _error('invalid_request_error', "Unrecognized request URL ($rec->{method}: $rec->{path}). Please "
+    return (404, _error('invalid_request_error', "Unrecognized request URL ($req->{method}: $req->{path}). Please "
         . 'see https://stripe.com/docs or we can help at https://support.stripe.com/.'))
-        unless $route && $rec->{method} eq 'POST';
+        unless $route && $req->{method} eq 'POST';
 
-    my $type = $rec->{headers}{'content-type'} // '';
+    my $type = $req->{headers}{'content-type'} // '';
     return (400, _error('invalid_request_error', "Invalid request: unsupported Content-Type $type. If error "
         . 'persists and you need assistance, please contact support@stripe.com.'))
-        if length $rec->{body} && $type !~ m{^application/x-www-form-urlencoded\s*(?:;|\z)}i;
+        if length $req->{body} && $type !~ m{^application/x-www-form-urlencoded\s*(?:;|\z)}i;
 
-    my ($params, $err) = _decode_form(join '&', grep { defined && length } $rec->{query}, $rec->{body});
-    $rec->{params} = $params;
+    my ($params, $err) = _decode_form(join '&', grep { defined && length } $req->{query}, $req->{body});
+    $req->{params} = $params;
     return (400, $err) if $err;
     return $route->($self, $params);
 }
