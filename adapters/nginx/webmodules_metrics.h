@@ -22,6 +22,7 @@
 #include <stdlib.h>
 
 #include "metrics.h"
+#include "webmodules_util.h"
 
 
 #define NGX_HTTP_WEBMODULES_METRICS_ZONE  "webmodules_metrics_"
@@ -188,12 +189,9 @@ ngx_http_webmodules_metrics_handler(ngx_http_request_t *r)
     size_t               len, cap;
     ngx_int_t            rc;
     ngx_uint_t           i;
-    ngx_buf_t           *b;
-    ngx_chain_t          out;
     metrics_block       *block;
     ngx_shm_zone_t      *zone;
     ngx_list_part_t     *part;
-    ngx_table_elt_t     *h;
     ngx_pool_cleanup_t  *cln;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -269,49 +267,19 @@ ngx_http_webmodules_metrics_handler(ngx_http_request_t *r)
     cln->handler = ngx_http_webmodules_metrics_free;
     cln->data = text;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_webmodules_add_header(r, "Cache-Control",
+                                       (u_char *) "no-store",
+                                       sizeof("no-store") - 1)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    h->hash = 1;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = len;
     ngx_str_set(&r->headers_out.content_type, NGX_HTTP_WEBMODULES_METRICS_TYPE);
     r->headers_out.content_type_len = sizeof("text/plain") - 1;
     r->headers_out.content_type_lowcase = NULL;
 
-    if (len == 0) {
-        r->header_only = 1;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->pos = (u_char *) text;
-    b->last = (u_char *) text + len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_webmodules_send(r, NGX_HTTP_OK, (u_char *) text, len);
 }
 
 
