@@ -6,9 +6,9 @@
 # and after the measured one; not under sanitizers, whose allocator keeps freed memory in quarantine).
 # RESILIENCE_LONG=1: 60 s.
 #
-# The servers are sized for the spike through start_servers options: Apache's event MPM gets 2 processes of 640
-# threads (MaxRequestWorkers 1280: each process can hold more than its share of the connections, else the event
-# MPM closes keep-alive connections while wrk is sending on them) and a listen backlog of 4096; nginx 2 workers that
+# The servers are sized for the spike through start_servers options: Apache's event MPM gets 2 processes of 1024
+# threads (MaxRequestWorkers 2048: each process can hold every connection of the spike, however unevenly the kernel
+# spreads them, else the event MPM closes keep-alive connections while wrk is sending on them) and a listen backlog of 4096; nginx 2 workers that
 # may open 8192 descriptors each and, where ModTest offers it, 4096 worker_connections (else its 1024 per worker).
 
 # 1,000 client connections here and as many in the servers, which inherit this limit: raise it first.
@@ -49,8 +49,8 @@ plan skip_all => "needs 2,500 file descriptors, the limit is $NOFILE" if $NOFILE
 my $t = ModTest->new(memcached => 1, postgres => 1, php => 1);
 PromoConf::setup_files($t);
 $t->start_servers(promo_conf(memcached => 1),
-    apache_global => join("\n", 'StartServers 2', 'ServerLimit 2', 'ThreadLimit 640', 'ThreadsPerChild 640',
-        'MaxRequestWorkers 1280', 'MinSpareThreads 32', 'MaxSpareThreads 1280', 'AsyncRequestWorkerFactor 4',
+    apache_global => join("\n", 'StartServers 2', 'ServerLimit 2', 'ThreadLimit 1024', 'ThreadsPerChild 1024',
+        'MaxRequestWorkers 2048', 'MinSpareThreads 32', 'MaxSpareThreads 2048', 'AsyncRequestWorkerFactor 4',
         'ListenBacklog 4096'),
     nginx_workers => 2, nginx_main => 'worker_rlimit_nofile 8192;', nginx_worker_connections => 4096);
 my ($wc) = do { open my $fh, '<', $t->prefix . '/nginx/nginx.conf'; local $/; <$fh> // '' } =~ /worker_connections (\d+)/;
