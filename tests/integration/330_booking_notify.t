@@ -20,7 +20,7 @@ use Time::HiRes qw(sleep time);
 use Time::Local qw(timegm);
 use ModTest;
 use FakeGateway;
-use BookingConf qw(booking_conf api account_api sql_value ensure_schema);
+use BookingConf qw(booking_conf api account_api sql_value ensure_schema tokyo_time);
 
 my $SECRET = 'notify-secret-0123456789abcdef';    # what BookingConf::setup_files writes to notify.secret
 my $TOKYO = 9 * 3600;                              # Asia/Tokyo: +09:00 all year, so local times are hand-checkable
@@ -40,33 +40,11 @@ ensure_schema($t);
 
 # A spa open around the clock (so that every test slot is bookable at any hour the test runs), no minimum notice,
 # no cancellation deadline, two therapists and one 30-minute service at 45.00 JPY... in cents, as everywhere.
-BookingConf::seed_sql($t, <<'SQL');
-INSERT INTO booking.partners (id, name, city, time_zone, currency, min_notice_minutes, horizon_days,
-                              slot_step_minutes, cancel_deadline_minutes)
-     VALUES ('kyoto-spa', 'Kyoto Spa', 'Tokyo', 'Asia/Tokyo', 'JPY', 0, 30, 5, 0);
-INSERT INTO booking.partner_users (login, partner_id) VALUES ('ops', 'kyoto-spa');
-INSERT INTO booking.opening_hours (partner_id, weekday, opens, closes)
-     SELECT 'kyoto-spa', d, '00:00', '24:00' FROM generate_series(1, 7) d;
-INSERT INTO booking.staff (partner_id, name) VALUES ('kyoto-spa', 'Aiko'), ('kyoto-spa', 'Haru');
-INSERT INTO booking.staff_hours (staff_id, weekday, starts, ends)
-     SELECT s.id, d, '00:00', '24:00' FROM booking.staff s, generate_series(1, 7) d WHERE s.partner_id = 'kyoto-spa';
-INSERT INTO booking.services (partner_id, name, duration_minutes, price_cents, currency)
-     VALUES ('kyoto-spa', 'Shiatsu', 30, 4500, 'JPY');
-INSERT INTO booking.service_staff (service_id, staff_id)
-     SELECT sv.id, st.id FROM booking.services sv, booking.staff st WHERE sv.partner_id = 'kyoto-spa'
-        AND st.partner_id = 'kyoto-spa';
-SQL
-my $SERVICE = sql_value($t, "SELECT id FROM booking.services WHERE partner_id = 'kyoto-spa'");
-my %STAFF = map { split /\|/ } split /\n/, $t->psql("SELECT name, id FROM booking.staff WHERE partner_id = 'kyoto-spa'");
+my ($SERVICE, $staff_ids) = BookingConf::tokyo_spa($t, id => 'kyoto-spa', staff => ['Aiko', 'Haru'], login => 'ops');
+my %STAFF = %$staff_ids;
 
 # ------------------------------------------------------------------------------------------------------ helpers
 
-# "2026-11-25T10:30:00+09:00" for an epoch
-sub tokyo {
-    my ($epoch) = @_;
-    my @t = gmtime($epoch + $TOKYO);
-    return sprintf '%04d-%02d-%02dT%02d:%02d:00+09:00', $t[5] + 1900, $t[4] + 1, @t[3, 2, 1];
-}
 
 # The first 5-minute slot at or after $epoch that does not run over Tokyo's midnight (each day is its own window).
 sub slot_from {
@@ -130,7 +108,7 @@ my $now = int time;
 my $day2 = $now + 2 * 86400 - (($now + $TOKYO) % 86400);    # Tokyo's midnight two days from now
 for my $s (qw(apache nginx)) {
     my $offset = $s eq 'apache' ? 10 * 3600 : 10 * 3600 + 1800;       # 10:00 and 10:30 local
-    my $start = tokyo($day2 + $offset);
+    my $start = tokyo_time($day2 + $offset);
     my ($status, $view) = book($s, $start, 'Aiko');
     is($status, 201, "$s: booked $start") or diag(explain($view));
     my $id = $view->{id};
@@ -149,7 +127,7 @@ for my $s (qw(apache nginx)) {
     like($p->{created_at} // '', qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z\z/, "$s: created_at in UTC");
     my $b = $p->{booking} // {};
     is_deeply([@$b{qw(id status start end time_zone price_cents currency)}],
-        [$id, 'confirmed', $start, tokyo($day2 + $offset + 1800), 'Asia/Tokyo', 4500, 'JPY'],
+        [$id, 'confirmed', $start, tokyo_time($day2 + $offset + 1800), 'Asia/Tokyo', 4500, 'JPY'],
         "$s: booking id, status, local start and end (+09:00), zone, price in cents") or diag(explain($b));
     is_deeply([$b->{partner}, $b->{service}, $b->{staff}],
         [{id => 'kyoto-spa', name => 'Kyoto Spa'}, {id => 0 + $SERVICE, name => 'Shiatsu'},
@@ -187,7 +165,7 @@ for my $s (qw(apache nginx)) {
     my $base = $day2 + 86400;    # the next day, 00:30 local onwards
     my @jobs = map {
         my $k = int($_ / 2);
-        [$_ % 4 < 2 ? 'apache' : 'nginx', tokyo($base + 1800 + (int($k / 40) * 86400) + ($k % 40) * 1800),
+        [$_ % 4 < 2 ? 'apache' : 'nginx', tokyo_time($base + 1800 + (int($k / 40) * 86400) + ($k % 40) * 1800),
          $_ % 2 ? 'Haru' : 'Aiko']
     } 0 .. 199;
     # four clients at once, two per server
@@ -252,7 +230,7 @@ for my $s (qw(apache nginx)) {
     my $base = $day2 + 5 * 86400;
     for my $i (0 .. 7) {
         my $s = $i % 2 ? 'nginx' : 'apache';
-        my ($status, $view) = book($s, tokyo($base + 3600 + $i * 1800), 'Aiko');
+        my ($status, $view) = book($s, tokyo_time($base + 3600 + $i * 1800), 'Aiko');
         push @ids, $view->{id} if $status == 201;
     }
     is(scalar @ids, 8, 'outage: 8 bookings made while the gateway refuses connections');
@@ -299,7 +277,7 @@ for my $s (qw(apache nginx)) {
 
 {
     $gw->clear;
-    my ($status, $soon) = book('apache', tokyo(slot_from(time + 90 * 60)), 'Haru');
+    my ($status, $soon) = book('apache', tokyo_time(slot_from(time + 90 * 60)), 'Haru');
     is($status, 201, 'reminder: booked about 1 h 30 min ahead');
     my $id = $soon->{id};
     my @rows = grep { $_->[1] eq 'booking.reminder' } outbox_rows($id);
@@ -312,13 +290,13 @@ for my $s (qw(apache nginx)) {
     is(sql_value($t, "SELECT payload->>'event' || ' ' || (payload->'booking'->>'start') FROM booking.outbox "
         . "WHERE id = $rows[0][0]"), "booking.reminder $soon->{start}", 'reminder: its payload');
 
-    my ($st2, $close) = book('nginx', tokyo(slot_from(time + 20 * 60)), 'Aiko');
+    my ($st2, $close) = book('nginx', tokyo_time(slot_from(time + 20 * 60)), 'Aiko');
     is($st2, 201, 'reminder: booked about 30 min ahead');
     is(scalar(grep { $_->[1] eq 'booking.reminder' } outbox_rows($close->{id})), 0,
         'reminder: none when its time has already passed');
 
     # reschedule two hours later: the old reminder is cancelled, a new one follows the new start
-    my $later = tokyo(slot_from(time + 210 * 60));
+    my $later = tokyo_time(slot_from(time + 210 * 60));
     ($status, my $view) = api($t, 'nginx', 'POST', "/bookings/$id/reschedule", {start => $later},
         'X-Booking-Token' => $soon->{token});
     is($status, 200, 'reminder: rescheduled') or diag(explain($view));
@@ -341,7 +319,7 @@ for my $s (qw(apache nginx)) {
     ok($r->{sig_ok}, 'reminder: signed');
 
     # cancelling cancels the pending reminder of the other booking
-    my ($st3, $other) = book('apache', tokyo(slot_from(time + 300 * 60)), 'Aiko');
+    my ($st3, $other) = book('apache', tokyo_time(slot_from(time + 300 * 60)), 'Aiko');
     my ($rem) = grep { $_->[1] eq 'booking.reminder' } outbox_rows($other->{id});
     is($rem->[2], 'pending', 'reminder: a fourth booking has its reminder');
     ($status) = api($t, 'apache', 'POST', "/bookings/$other->{id}/cancel", {}, 'X-Booking-Token' => $other->{token});
@@ -359,7 +337,7 @@ for my $s (qw(apache nginx)) {
     $t->start_servers(booking_conf(notify_url => $gw->url, server => ['BookingReminder 1']), php => 0,
         servers => [$s]);
     $gw->clear;
-    my ($status, $view) = book($s, tokyo($day2 + 7 * 86400 + ($s eq 'apache' ? 3600 : 7200)), 'Aiko');
+    my ($status, $view) = book($s, tokyo_time($day2 + 7 * 86400 + ($s eq 'apache' ? 3600 : 7200)), 'Aiko');
     is($status, 201, "$s alone: booked");
     ok(polled(10, sub { received($view->{id}, 'booking.confirmed') }), "$s alone: its dispatcher delivers");
     is(scalar(received($view->{id}, 'booking.confirmed', 1)), 1, "$s alone: once");
@@ -384,7 +362,7 @@ SQL
         'recent pending', 'purge: a recent row and a pending one stay');
     $gw->clear;
     $gw->mode('fail', status => 500);
-    my ($status, $view) = book('nginx', tokyo($day2 + 8 * 86400 + 3600), 'Haru');
+    my ($status, $view) = book('nginx', tokyo_time($day2 + 8 * 86400 + 3600), 'Haru');
     is($status, 201, 'dead: booked while the gateway fails');
     my $id = $view->{id};
     ok(polled(10, sub { sql_value($t, "SELECT status FROM booking.outbox WHERE booking_id = $id "
@@ -398,7 +376,7 @@ SQL
 
     # the gateway comes back: new messages flow, the dead one stays dead
     $gw->mode('ok');
-    my ($st2, $next) = book('apache', tokyo($day2 + 8 * 86400 + 7200), 'Haru');
+    my ($st2, $next) = book('apache', tokyo_time($day2 + 8 * 86400 + 7200), 'Haru');
     ok(polled(10, sub { received($next->{id}, 'booking.confirmed') }), 'dead: the next message is delivered');
     is(scalar(received($id, 'booking.confirmed')), 0, 'dead: the dead one is not sent again');
     is(sql_value($t, "SELECT status FROM booking.outbox WHERE booking_id = $id AND kind = 'booking.confirmed'"), 'dead',

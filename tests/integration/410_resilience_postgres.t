@@ -25,7 +25,7 @@ use Load;
 use FakeGateway;
 use StripeSign;
 use PaywallConf qw(paywall_server paywall_location merge_conf);
-use BookingConf qw(booking_conf api sql_value ensure_schema);
+use BookingConf qw(booking_conf api sql_value ensure_schema tokyo_time);
 
 plan skip_all => Load::unavailable_reason() if Load::unavailable_reason();
 
@@ -66,31 +66,9 @@ $t->psql("INSERT INTO paywall.customers (customer_id, user_id, livemode) VALUES 
     . " 'price_digital', 'active', now() + interval '30 days', false, now(), 'evt_seed')");
 
 # A spa open around the clock in Tokyo (every slot bookable whatever the hour), two therapists, one 30-minute service.
-BookingConf::seed_sql($t, <<'SQL');
-INSERT INTO booking.partners (id, name, city, time_zone, currency, min_notice_minutes, horizon_days,
-                              slot_step_minutes, cancel_deadline_minutes)
-     VALUES ('kyoto-spa', 'Kyoto Spa', 'Tokyo', 'Asia/Tokyo', 'JPY', 0, 30, 5, 0);
-INSERT INTO booking.partner_users (login, partner_id) VALUES ('ops', 'kyoto-spa');
-INSERT INTO booking.opening_hours (partner_id, weekday, opens, closes)
-     SELECT 'kyoto-spa', d, '00:00', '24:00' FROM generate_series(1, 7) d;
-INSERT INTO booking.staff (partner_id, name) VALUES ('kyoto-spa', 'Aiko'), ('kyoto-spa', 'Haru');
-INSERT INTO booking.staff_hours (staff_id, weekday, starts, ends)
-     SELECT s.id, d, '00:00', '24:00' FROM booking.staff s, generate_series(1, 7) d WHERE s.partner_id = 'kyoto-spa';
-INSERT INTO booking.services (partner_id, name, duration_minutes, price_cents, currency)
-     VALUES ('kyoto-spa', 'Shiatsu', 30, 4500, 'JPY');
-INSERT INTO booking.service_staff (service_id, staff_id)
-     SELECT sv.id, st.id FROM booking.services sv, booking.staff st WHERE sv.partner_id = 'kyoto-spa'
-        AND st.partner_id = 'kyoto-spa';
-SQL
-my $SERVICE = sql_value($t, "SELECT id FROM booking.services WHERE partner_id = 'kyoto-spa'");
-my %STAFF = map { split /\|/ } split /\n/, $t->psql("SELECT name, id FROM booking.staff WHERE partner_id = 'kyoto-spa'");
+my ($SERVICE, $staff_ids) = BookingConf::tokyo_spa($t, id => 'kyoto-spa', staff => ['Aiko', 'Haru'], login => 'ops');
+my %STAFF = %$staff_ids;
 
-# "2026-11-25T10:30:00+09:00" for an epoch
-sub tokyo {
-    my ($epoch) = @_;
-    my @t = gmtime($epoch + $TOKYO);
-    return sprintf '%04d-%02d-%02dT%02d:%02d:00+09:00', $t[5] + 1900, $t[4] + 1, @t[3, 2, 1];
-}
 
 sub tokyo_date { my @t = gmtime($_[0] + $TOKYO); return sprintf '%04d-%02d-%02d', $t[5] + 1900, $t[4] + 1, $t[3] }
 
@@ -109,7 +87,8 @@ sub booking_body {
 sub book {
     my ($s) = @_;
     my $k = $next_slot++;
-    return api($t, $s, 'POST', '/bookings', booking_body(tokyo($DAY2 + 1800 * ($k >> 1)), $k % 2 ? 'Haru' : 'Aiko'));
+    return api($t, $s, 'POST', '/bookings',
+        booking_body(tokyo_time($DAY2 + 1800 * ($k >> 1)), $k % 2 ? 'Haru' : 'Aiko'));
 }
 
 my $AVAILABILITY = "/booking/api/partners/kyoto-spa/availability?service=$SERVICE&from=" . tokyo_date($DAY2);
@@ -205,7 +184,7 @@ for my $round (1 .. $ROUNDS) {
             seconds => 8, connections => 2, delay_ms => 20, require_header => [503, 'Retry-After'],
             requests => [{method => 'POST', path => '/booking/api/bookings',
                 headers => {'Content-Type' => 'application/json'},
-                body => $JSON->encode(booking_body(tokyo($DAY2 + 20 * 86400 + 3600 * $round), 'Aiko'))}]);
+                body => $JSON->encode(booking_body(tokyo_time($DAY2 + 20 * 86400 + 3600 * $round), 'Aiko'))}]);
     }
     for my $load (@outage_loads) {
         my $r = $load->wait;

@@ -32,7 +32,7 @@ use StripeSign;
 use SessionSharedConf qw(session_conf);
 use PaywallConf qw(paywall_server paywall_location merge_conf);
 use PromoConf qw(promo_conf promotion);
-use BookingConf qw(booking_conf api sql_value ensure_schema);
+use BookingConf qw(booking_conf api sql_value ensure_schema tokyo_time);
 
 plan skip_all => Load::unavailable_reason() if Load::unavailable_reason();
 
@@ -67,22 +67,8 @@ $t->start_servers(%conf);
 
 $t->get('apache', '/articles/story.html');    # the paywall's schema
 ensure_schema($t);
-BookingConf::seed_sql($t, <<'SQL');
-INSERT INTO booking.partners (id, name, city, time_zone, currency, min_notice_minutes, horizon_days,
-                              slot_step_minutes, cancel_deadline_minutes)
-     VALUES ('kyoto-spa', 'Kyoto Spa', 'Tokyo', 'Asia/Tokyo', 'JPY', 0, 30, 5, 0);
-INSERT INTO booking.opening_hours (partner_id, weekday, opens, closes)
-     SELECT 'kyoto-spa', d, '00:00', '24:00' FROM generate_series(1, 7) d;
-INSERT INTO booking.staff (partner_id, name) VALUES ('kyoto-spa', 'Aiko');
-INSERT INTO booking.staff_hours (staff_id, weekday, starts, ends)
-     SELECT s.id, d, '00:00', '24:00' FROM booking.staff s, generate_series(1, 7) d WHERE s.partner_id = 'kyoto-spa';
-INSERT INTO booking.services (partner_id, name, duration_minutes, price_cents, currency)
-     VALUES ('kyoto-spa', 'Shiatsu', 30, 4500, 'JPY');
-INSERT INTO booking.service_staff (service_id, staff_id)
-     SELECT sv.id, st.id FROM booking.services sv, booking.staff st WHERE sv.partner_id = 'kyoto-spa';
-SQL
-my $SERVICE = sql_value($t, "SELECT id FROM booking.services WHERE partner_id = 'kyoto-spa'");
-my $STAFF = sql_value($t, "SELECT id FROM booking.staff WHERE partner_id = 'kyoto-spa'");
+my ($SERVICE, $staff_ids) = BookingConf::tokyo_spa($t, id => 'kyoto-spa');
+my ($STAFF) = values %$staff_ids;
 my $DAY2 = int(time) + 2 * 86400 - ((int(time) + $TOKYO) % 86400);
 my @t2 = gmtime($DAY2 + $TOKYO);
 my $AVAILABILITY = sprintf '/booking/api/partners/kyoto-spa/availability?service=%d&from=%04d-%02d-%02d', $SERVICE,
@@ -140,7 +126,7 @@ for my $s (@SERVERS) {
     for my $k (1 .. 2) {
         my $i = ($s eq 'apache' ? 0 : 2) + $k;
         my ($bst) = api($t, $s, 'POST', '/bookings', {partner => 'kyoto-spa', service => 0 + $SERVICE,
-            staff => 0 + $STAFF, start => sprintf('%s', tokyo($DAY2 + 1800 * $i)),
+            staff => 0 + $STAFF, start => sprintf('%s', tokyo_time($DAY2 + 1800 * $i)),
             customer => {name => "Customer $i", email => "c$i\@example.com", phone => '+81 90-1234-5678'}});
         is($bst, 201, "$s: booking $k");
     }
@@ -149,11 +135,6 @@ is(scalar @sessions, 6, '6 sessions created by PHP');
 my @data = map { $t->mc_session_key($_) } @sessions;
 is(scalar(grep { $t->mc_find($_) } @data), 6, 'each one in memcached');
 
-sub tokyo {
-    my ($epoch) = @_;
-    my @t = gmtime($epoch + $TOKYO);
-    return sprintf '%04d-%02d-%02dT%02d:%02d:00+09:00', $t[5] + 1900, $t[4] + 1, @t[3, 2, 1];
-}
 
 # wrk: a bit of everything, new sessions included (at a few per second: see docs/resilience.md on purge rates)
 my @mixed = ({path => '/session.php'}, {path => '/index.html'}, {path => '/articles/story.html'},

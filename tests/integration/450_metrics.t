@@ -21,7 +21,7 @@ use ModTest;
 use FakeGateway;
 use PaywallConf qw(paywall_server paywall_location merge_conf);
 use PromoConf qw(promo_conf promotion);
-use BookingConf qw(booking_conf api sql_value ensure_schema);
+use BookingConf qw(booking_conf api sql_value ensure_schema tokyo_time);
 use SessionSharedConf qw(session_conf);
 
 my @MODULES = qw(session_shared paywall promo booking);
@@ -157,29 +157,9 @@ $t->psql("INSERT INTO paywall.customers (customer_id, user_id, livemode) VALUES 
     . " 'price_digital', 'active', now() + interval '30 days', false, now(), 'evt_1')");
 
 # A spa open around the clock (every test slot bookable at any hour), one therapist, one 30-minute service.
-$t->psql(<<'SQL');
-INSERT INTO booking.partners (id, name, city, time_zone, currency, min_notice_minutes, horizon_days,
-                              slot_step_minutes, cancel_deadline_minutes)
-     VALUES ('metrics-spa', 'Metrics Spa', 'Tokyo', 'Asia/Tokyo', 'JPY', 0, 30, 5, 0);
-INSERT INTO booking.opening_hours (partner_id, weekday, opens, closes)
-     SELECT 'metrics-spa', d, '00:00', '24:00' FROM generate_series(1, 7) d;
-INSERT INTO booking.staff (partner_id, name) VALUES ('metrics-spa', 'Aiko');
-INSERT INTO booking.staff_hours (staff_id, weekday, starts, ends)
-     SELECT s.id, d, '00:00', '24:00' FROM booking.staff s, generate_series(1, 7) d WHERE s.partner_id = 'metrics-spa';
-INSERT INTO booking.services (partner_id, name, duration_minutes, price_cents, currency)
-     VALUES ('metrics-spa', 'Shiatsu', 30, 4500, 'JPY');
-INSERT INTO booking.service_staff (service_id, staff_id)
-     SELECT sv.id, st.id FROM booking.services sv, booking.staff st WHERE sv.partner_id = 'metrics-spa'
-        AND st.partner_id = 'metrics-spa';
-SQL
-my $SERVICE = sql_value($t, "SELECT id FROM booking.services WHERE partner_id = 'metrics-spa'");
-my $STAFF = sql_value($t, "SELECT id FROM booking.staff WHERE partner_id = 'metrics-spa'");
+my ($SERVICE, $staff_ids) = BookingConf::tokyo_spa($t, id => 'metrics-spa', name => 'Metrics Spa');
+my ($STAFF) = values %$staff_ids;
 
-# "2026-11-25T10:30:00+09:00" for an epoch
-sub tokyo {
-    my @t = gmtime($_[0] + $TOKYO);
-    return sprintf '%04d-%02d-%02dT%02d:%02d:00+09:00', $t[5] + 1900, $t[4] + 1, @t[3, 2, 1];
-}
 
 my $n_customer = 0;
 sub book {
@@ -251,7 +231,7 @@ for my $s (qw(apache nginx)) {
 # --------------------------------------------------------------------------- known requests, known increments
 
 my $day2 = int(time) + 2 * 86400 - ((int(time) + $TOKYO) % 86400);    # Tokyo's midnight two days from now
-my %slot = (apache => tokyo($day2 + 10 * 3600), nginx => tokyo($day2 + 11 * 3600));
+my %slot = (apache => tokyo_time($day2 + 10 * 3600), nginx => tokyo_time($day2 + 11 * 3600));
 my %first = map { $_ => scrape($_) } qw(apache nginx);
 $gw->clear;
 

@@ -14,7 +14,7 @@ use Exporter 'import';
 use JSON::PP;
 use MIME::Base64 qw(encode_base64);
 use PaywallConf qw(paywall_server paywall_location merge_conf);
-our @EXPORT_OK = qw(booking_conf api account_api seed_sql sql_value ensure_schema %LOGINS);
+our @EXPORT_OK = qw(booking_conf api account_api seed_sql sql_value ensure_schema tokyo_spa tokyo_time %LOGINS);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 
@@ -78,6 +78,48 @@ sub sql_value {
     my $v = $t->psql($sql);
     $v =~ s/^\s+|\s+\z//g if defined $v;
     return $v;
+}
+
+# A spa in Asia/Tokyo (+09:00 all year, so local times are hand-checkable) open around the clock, so that any test
+# slot is bookable at any hour: staff working 24 hours a day, one 30-minute service (4,500 JPY) they all perform, no
+# notice, a 30-day horizon, 5-minute steps, no cancellation deadline; %o: id (default kyoto-spa), name, staff (names,
+# default Aiko), login (a partner login for /account). Returns (service id, {staff name => id}).
+sub tokyo_spa {
+    my ($t, %o) = @_;
+    my $id = $o{id} // 'kyoto-spa';
+    my $name = $o{name} // 'Kyoto Spa';
+    my @staff = @{$o{staff} // ['Aiko']};
+    my $q = sub { my $v = shift; $v =~ s/'/''/g; return "'$v'" };
+    my $staff_rows = join ', ', map { '(' . $q->($id) . ', ' . $q->($_) . ')' } @staff;
+    my $sql = "INSERT INTO booking.partners (id, name, city, time_zone, currency, min_notice_minutes, horizon_days,"
+        . " slot_step_minutes, cancel_deadline_minutes) VALUES (${\ $q->($id)}, ${\ $q->($name)}, 'Tokyo',"
+        . " 'Asia/Tokyo', 'JPY', 0, 30, 5, 0);\n";
+    $sql .= "INSERT INTO booking.partner_users (login, partner_id) VALUES (${\ $q->($o{login})}, ${\ $q->($id)});\n"
+        if $o{login};
+    $sql .= <<"SQL";
+INSERT INTO booking.opening_hours (partner_id, weekday, opens, closes)
+     SELECT ${\ $q->($id)}, d, '00:00', '24:00' FROM generate_series(1, 7) d;
+INSERT INTO booking.staff (partner_id, name) VALUES $staff_rows;
+INSERT INTO booking.staff_hours (staff_id, weekday, starts, ends)
+     SELECT s.id, d, '00:00', '24:00' FROM booking.staff s, generate_series(1, 7) d WHERE s.partner_id = ${\ $q->($id)};
+INSERT INTO booking.services (partner_id, name, duration_minutes, price_cents, currency)
+     VALUES (${\ $q->($id)}, 'Shiatsu', 30, 4500, 'JPY');
+INSERT INTO booking.service_staff (service_id, staff_id)
+     SELECT sv.id, st.id FROM booking.services sv, booking.staff st
+      WHERE sv.partner_id = ${\ $q->($id)} AND st.partner_id = ${\ $q->($id)};
+SQL
+    seed_sql($t, $sql);
+    my $service = sql_value($t, "SELECT id FROM booking.services WHERE partner_id = ${\ $q->($id)}");
+    my %ids = map { split /\|/ } split /\n/,
+        $t->psql("SELECT name, id FROM booking.staff WHERE partner_id = ${\ $q->($id)}");
+    return ($service, \%ids);
+}
+
+# "2026-11-25T10:30:00+09:00" for an epoch, Tokyo's local time as the booking API takes it.
+sub tokyo_time {
+    my ($epoch) = @_;
+    my @t = gmtime($epoch + 9 * 3600);
+    return sprintf '%04d-%02d-%02dT%02d:%02d:00+09:00', $t[5] + 1900, $t[4] + 1, @t[3, 2, 1];
 }
 
 # (status, decoded body or undef, raw response) of a public API call; $body: a Perl structure (JSON-encoded) or raw
