@@ -10,6 +10,7 @@
 
 #include "cookie.h"
 #include "crypto.h"
+#include "req.h"
 
 #define SESSION_SHARED_META_TTL      (60 * 60 * 24 * 30)
 #define SESSION_SHARED_LOCK_TTL      30
@@ -1347,36 +1348,6 @@ int session_shared_user_changed(const phpser_session *before, const phpser_sessi
     return session_shared_user_changed_one_way(before, after) || session_shared_user_changed_one_way(after, before);
 }
 
-static int session_shared_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes %XX and '+' in place; returns the new length. */
-static size_t session_shared_unescape(char *s, size_t len)
-{
-    size_t i, j = 0;
-
-    for (i = 0; i < len; i++) {
-        if (s[i] == '%' && i + 2 < len && session_shared_hexval(s[i + 1]) >= 0 &&
-            session_shared_hexval(s[i + 2]) >= 0) {
-            s[j++] = (char)(session_shared_hexval(s[i + 1]) * 16 + session_shared_hexval(s[i + 2]));
-            i += 2;
-        } else if (s[i] == '+') {
-            s[j++] = ' ';
-        } else {
-            s[j++] = s[i];
-        }
-    }
-    return j;
-}
-
 typedef struct {
     char *name;
     size_t name_len;
@@ -1408,8 +1379,8 @@ int session_shared_apply_urlencoded(phpser_session *session, const char *encoded
             pair->name_len = eq ? (size_t)(eq - pair->name) : i - start;
             pair->value = eq ? eq + 1 : copy + i;
             pair->value_len = eq ? (size_t)(copy + i - pair->value) : 0;
-            pair->name_len = session_shared_unescape(pair->name, pair->name_len);
-            pair->value_len = session_shared_unescape(pair->value, pair->value_len);
+            pair->name_len = req_url_decode(pair->name, pair->name_len, pair->name); /* in place: it only shrinks */
+            pair->value_len = req_url_decode(pair->value, pair->value_len, pair->value);
             /* mod_session's own bookkeeping: timeouts are enforced here, not stored in the app's session. */
             if (!(pair->name_len == 6 && memcmp(pair->name, "expiry", 6) == 0) && pair->name_len > 0)
                 npairs++;

@@ -75,15 +75,6 @@ sub book {
     });
 }
 
-sub polled {
-    my ($secs, $cond) = @_;
-    my $deadline = time + $secs;
-    while (1) {
-        my $v = $cond->();
-        return $v if $v || time > $deadline;
-        sleep 0.05;
-    }
-}
 
 # The gateway's records for a booking and an event, answered 2xx or all of them.
 sub received {
@@ -112,7 +103,7 @@ for my $s (qw(apache nginx)) {
     my ($status, $view) = book($s, $start, 'Aiko');
     is($status, 201, "$s: booked $start") or diag(explain($view));
     my $id = $view->{id};
-    polled(10, sub { scalar received($id, 'booking.confirmed') });
+    ModTest::polled(10, sub { scalar received($id, 'booking.confirmed') });
     my @got = received($id, 'booking.confirmed', 1);
     is(scalar @got, 1, "$s: the confirmation was posted once");
     my $r = $got[0] // {};
@@ -200,7 +191,7 @@ for my $s (qw(apache nginx)) {
     my %want = map { $_ => 1 } split /\n/, $t->psql("SELECT id FROM booking.outbox WHERE booking_id IN ($in) "
         . "AND kind = 'booking.confirmed'");
     is(scalar keys %want, 200, 'bulk: one confirmation row per booking');
-    polled(60, sub { (grep { $want{$_} } $gw->deliveries) >= 200 });
+    ModTest::polled(60, sub { (grep { $want{$_} } $gw->deliveries) >= 200 });
     my @recs = grep { $want{$_->{delivery} // ''} } $gw->requests;
     my %seen;
     $seen{$_->{delivery}}++ for @recs;
@@ -235,7 +226,7 @@ for my $s (qw(apache nginx)) {
     }
     is(scalar @ids, 8, 'outage: 8 bookings made while the gateway refuses connections');
     my $in = join ',', @ids;
-    my $tried = polled(10, sub {
+    my $tried = ModTest::polled(10, sub {
         sql_value($t, "SELECT count(*) FROM booking.outbox WHERE booking_id IN ($in) AND kind = 'booking.confirmed' "
             . "AND status = 'pending' AND attempts >= 1 AND last_error IS NOT NULL") == 8 });
     ok($tried, 'outage: every message tried, kept pending with its error');
@@ -247,20 +238,20 @@ for my $s (qw(apache nginx)) {
     ok($o->{pending} >= 8, 'outage: /status shows the messages pending') or diag(explain($o));
 
     $gw->mode('fail', status => 503);
-    polled(10, sub { (grep { $_->{status} == 503 } $gw->requests) >= 4 });
+    ModTest::polled(10, sub { (grep { $_->{status} == 503 } $gw->requests) >= 4 });
     ok((grep { $_->{status} == 503 } $gw->requests) >= 4, 'outage: the gateway answers 503 and is retried');
-    my $attempts = polled(10, sub {
+    my $attempts = ModTest::polled(10, sub {
         sql_value($t, "SELECT count(*) FROM booking.outbox WHERE booking_id IN ($in) AND last_error = 'HTTP 503'") });
     ok($attempts, 'outage: 503 recorded as the last error');
 
     # slow: each dispatcher holds one message for 1.5 s, so the others wait and the lag shows
     $gw->mode('slow', seconds => 1.5);
     $t->psql("UPDATE booking.outbox SET next_attempt_at = now() WHERE booking_id IN ($in) AND status = 'pending'");
-    $o = polled(8, sub { my $o = status_of('nginx'); $o && $o->{due} > 0 && $o->{oldest_due_lag_s} > 0.5 ? $o : undef });
+    $o = ModTest::polled(8, sub { my $o = status_of('nginx'); $o && $o->{due} > 0 && $o->{oldest_due_lag_s} > 0.5 ? $o : undef });
     ok($o, 'outage: /status shows messages due and waiting while the gateway is slow') or diag(explain(status_of('nginx')));
 
     $gw->mode('ok');
-    my $done = polled(30, sub {
+    my $done = ModTest::polled(30, sub {
         sql_value($t, "SELECT count(*) FROM booking.outbox WHERE booking_id IN ($in) AND kind = 'booking.confirmed' "
             . "AND status = 'delivered'") == 8 });
     ok($done, 'outage over: every message delivered');
@@ -269,7 +260,7 @@ for my $s (qw(apache nginx)) {
     my @want = split /\n/, $t->psql("SELECT id FROM booking.outbox WHERE booking_id IN ($in) AND kind = 'booking.confirmed'");
     is_deeply([map { $ok{$_} // 0 } @want], [(1) x 8], 'outage over: each delivered exactly once (one 2xx per delivery id)');
     is((grep { !$_->{sig_ok} } $gw->requests), 0, 'outage: every attempt was signed');
-    $o = polled(5, sub { my $o = status_of('apache'); $o && $o->{due} == 0 ? $o : undef });
+    $o = ModTest::polled(5, sub { my $o = status_of('apache'); $o && $o->{due} == 0 ? $o : undef });
     ok($o && $o->{oldest_due_lag_s} == 0, 'outage over: /status shows nothing due, no lag');
 }
 
@@ -307,13 +298,13 @@ for my $s (qw(apache nginx)) {
     is(sql_value($t, "SELECT extract(epoch FROM b.starts_at - o.due_at)::int FROM booking.outbox o JOIN "
         . "booking.bookings b ON b.id = o.booking_id WHERE o.id = " . ($new[0][0] // 0)), 3600,
         'reminder: 1 h before the new start');
-    ok(polled(10, sub { received($id, 'booking.rescheduled') }), 'reminder: the reschedule was notified');
+    ok(ModTest::polled(10, sub { received($id, 'booking.rescheduled') }), 'reminder: the reschedule was notified');
     my ($r) = received($id, 'booking.rescheduled');
     is($r->{payload}{booking}{start}, $later, 'reminder: with the new start');
 
     # a due reminder is delivered like any message
     $t->psql("UPDATE booking.outbox SET due_at = now(), next_attempt_at = now() WHERE id = $new[0][0]");
-    ok(polled(10, sub { received($id, 'booking.reminder') }), 'reminder: delivered once due');
+    ok(ModTest::polled(10, sub { received($id, 'booking.reminder') }), 'reminder: delivered once due');
     ($r) = received($id, 'booking.reminder');
     is($r->{payload}{event}, 'booking.reminder', 'reminder: as booking.reminder');
     ok($r->{sig_ok}, 'reminder: signed');
@@ -326,7 +317,7 @@ for my $s (qw(apache nginx)) {
     is($status, 200, 'reminder: the booking is cancelled');
     %by = map { $_->[0] => $_ } outbox_rows($other->{id});
     is($by{$rem->[0]}[2], 'cancelled', 'reminder: its reminder is cancelled with it');
-    ok(polled(10, sub { received($other->{id}, 'booking.cancelled') }), 'reminder: the cancellation was notified');
+    ok(ModTest::polled(10, sub { received($other->{id}, 'booking.cancelled') }), 'reminder: the cancellation was notified');
     ($r) = received($other->{id}, 'booking.cancelled');
     is($r->{payload}{booking}{status}, 'cancelled', 'reminder: showing the booking cancelled');
 }
@@ -339,7 +330,7 @@ for my $s (qw(apache nginx)) {
     $gw->clear;
     my ($status, $view) = book($s, tokyo_time($day2 + 7 * 86400 + ($s eq 'apache' ? 3600 : 7200)), 'Aiko');
     is($status, 201, "$s alone: booked");
-    ok(polled(10, sub { received($view->{id}, 'booking.confirmed') }), "$s alone: its dispatcher delivers");
+    ok(ModTest::polled(10, sub { received($view->{id}, 'booking.confirmed') }), "$s alone: its dispatcher delivers");
     is(scalar(received($view->{id}, 'booking.confirmed', 1)), 1, "$s alone: once");
 }
 
@@ -356,7 +347,7 @@ INSERT INTO booking.outbox (kind, payload, status, created_at, next_attempt_at)
             ('booking.reminder', '{"keep": "pending"}', 'pending', now() - interval '31 days', now() + interval '1 day');
 SQL
     start_servers('BookingReminder 0', 'BookingNotifyAttempts 2');
-    ok(polled(10, sub { sql_value($t, "SELECT count(*) FROM booking.outbox WHERE payload ? 'purge'") == 0 }),
+    ok(ModTest::polled(10, sub { sql_value($t, "SELECT count(*) FROM booking.outbox WHERE payload ? 'purge'") == 0 }),
         'purge: delivered, dead and cancelled rows older than 30 days are removed');
     is(sql_value($t, "SELECT string_agg(payload->>'keep', ' ' ORDER BY id) FROM booking.outbox WHERE payload ? 'keep'"),
         'recent pending', 'purge: a recent row and a pending one stay');
@@ -365,7 +356,7 @@ SQL
     my ($status, $view) = book('nginx', tokyo_time($day2 + 8 * 86400 + 3600), 'Haru');
     is($status, 201, 'dead: booked while the gateway fails');
     my $id = $view->{id};
-    ok(polled(10, sub { sql_value($t, "SELECT status FROM booking.outbox WHERE booking_id = $id "
+    ok(ModTest::polled(10, sub { sql_value($t, "SELECT status FROM booking.outbox WHERE booking_id = $id "
         . "AND kind = 'booking.confirmed'") eq 'dead' }), 'dead: parked as dead');
     is(sql_value($t, "SELECT attempts || ' ' || last_error FROM booking.outbox WHERE booking_id = $id "
         . "AND kind = 'booking.confirmed'"), '2 HTTP 500', 'dead: after 2 attempts, with the last error');
@@ -377,7 +368,7 @@ SQL
     # the gateway comes back: new messages flow, the dead one stays dead
     $gw->mode('ok');
     my ($st2, $next) = book('apache', tokyo_time($day2 + 8 * 86400 + 7200), 'Haru');
-    ok(polled(10, sub { received($next->{id}, 'booking.confirmed') }), 'dead: the next message is delivered');
+    ok(ModTest::polled(10, sub { received($next->{id}, 'booking.confirmed') }), 'dead: the next message is delivered');
     is(scalar(received($id, 'booking.confirmed')), 0, 'dead: the dead one is not sent again');
     is(sql_value($t, "SELECT status FROM booking.outbox WHERE booking_id = $id AND kind = 'booking.confirmed'"), 'dead',
         'dead: and stays dead');

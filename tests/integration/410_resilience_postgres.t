@@ -93,15 +93,6 @@ sub book {
 
 my $AVAILABILITY = "/booking/api/partners/kyoto-spa/availability?service=$SERVICE&from=" . tokyo_date($DAY2);
 
-sub polled {
-    my ($secs, $cond) = @_;
-    my $deadline = time + $secs;
-    while (1) {
-        my $v = $cond->();
-        return $v if $v || time > $deadline;
-        sleep 0.1;
-    }
-}
 
 # Stripe webhooks, signed by Stripe's own package when node has it.
 my $STRIPE = StripeSign::available();
@@ -150,7 +141,7 @@ for my $round (1 .. $ROUNDS) {
         push @before, $view->{id} if $st == 201;
     }
     my $in = join(',', @before) || 0;
-    ok(polled(10, sub { sql_value($t, "SELECT count(*) FROM booking.outbox WHERE booking_id IN ($in) "
+    ok(ModTest::polled(10, sub { sql_value($t, "SELECT count(*) FROM booking.outbox WHERE booking_id IN ($in) "
         . "AND attempts >= 1 AND status = 'pending'") == @before }), "${R}their notifications were tried and wait");
     $all_ids{$_} = 1 for @before;
 
@@ -224,7 +215,7 @@ for my $round (1 .. $ROUNDS) {
     $t->pg_start;
     my $up_at = time;
     note(sprintf '%sPostgreSQL started again after %.1f s', $R, $up_at - $down_at);
-    my $back = polled(15, sub { (grep { (api($t, $_, 'GET', substr($AVAILABILITY, length '/booking/api')))[0] == 200 }
+    my $back = ModTest::polled(15, sub { (grep { (api($t, $_, 'GET', substr($AVAILABILITY, length '/booking/api')))[0] == 200 }
         @SERVERS) == 2 });
     ok($back, sprintf('%savailability answers again on both servers %.1f s after the restart', $R, time - $up_at));
 
@@ -232,7 +223,7 @@ for my $round (1 .. $ROUNDS) {
         skip 'no Stripe signing', 2 unless $STRIPE;
         my $r = send_event('nginx', $event);
         is($r->{status}, 200, "${R}Stripe's retry after the outage is applied") or diag($r->{content});
-        ok(polled(5, sub { (grep { gated($_, '/articles/story.html', "u-late-$round") == 200 } @SERVERS) == 2 }),
+        ok(ModTest::polled(5, sub { (grep { gated($_, '/articles/story.html', "u-late-$round") == 200 } @SERVERS) == 2 }),
             "${R}the retried event opens the gate on both servers");
     }
     my @after;
@@ -247,7 +238,7 @@ for my $round (1 .. $ROUNDS) {
     # the outbox drains: every confirmation delivered, each once
     $in = join(',', keys %all_ids) || 0;
     my $want = keys %all_ids;
-    ok(polled(20, sub { sql_value($t, "SELECT count(*) FROM booking.outbox WHERE booking_id IN ($in) "
+    ok(ModTest::polled(20, sub { sql_value($t, "SELECT count(*) FROM booking.outbox WHERE booking_id IN ($in) "
         . "AND kind = 'booking.confirmed' AND status = 'delivered'") == $want }),
         "${R}the outbox drains: the $want confirmations are delivered");
     is(sql_value($t, "SELECT count(*) FROM booking.outbox WHERE status = 'pending' AND next_attempt_at <= now()"), 0,

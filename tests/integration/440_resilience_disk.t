@@ -78,18 +78,9 @@ my ($st, $created) = PromoConf::api($t, 'apache', 'POST', 'promotions', promotio
 is($st, 201, 'a live promotion on /promo/');
 my $PROMO = $created->{id};
 
-sub polled {
-    my ($secs, $cond) = @_;
-    my $deadline = time + $secs;
-    while (1) {
-        my $v = $cond->();
-        return $v if $v || time > $deadline;
-        sleep 0.2;
-    }
-}
 
 my $impressions = 0;    # every page sent with the banner, from the first
-ok(polled(5, sub { (grep { my $c = $t->get($_, '/promo/page.html')->{content}; $c =~ /wm-promo-$PROMO/ && ++$impressions }
+ok(ModTest::polled(5, sub { (grep { my $c = $t->get($_, '/promo/page.html')->{content}; $c =~ /wm-promo-$PROMO/ && ++$impressions }
     @SERVERS) == 2 }), 'both servers show the banner');
 
 # Every file under the prefix: relative path => "size mtime"
@@ -206,14 +197,14 @@ is_deeply(\@too_long, [], 'none lives longer than its module documents') or diag
 is_deeply(\@unknown, [], 'no item of an unknown kind') or diag(explain(\@unknown));
 
 
-ok(polled(15, sub { sql_value($t, "SELECT count(*) FROM booking.outbox WHERE kind = 'booking.confirmed' "
+ok(ModTest::polled(15, sub { sql_value($t, "SELECT count(*) FROM booking.outbox WHERE kind = 'booking.confirmed' "
     . "AND status = 'delivered'") == 4 }), 'the 4 confirmations are delivered');
 
 # ---------------------------------------------------------------------------------- promotion counters
 
 # Apache adds a process's counts at its first request after PromoRefresh: requests that carry a (refused) code
 # wake the processes without counting an impression.
-my $moved = polled(20, sub {
+my $moved = ModTest::polled(20, sub {
     $t->get($_, '/promo/env.php?promo=NOPE') for @SERVERS, @SERVERS;
     sql_value($t, "SELECT coalesce(sum(impressions), 0) || ' ' || coalesce(sum(clicks), 0) FROM promo.daily_counts "
         . "WHERE promotion_id = $PROMO") eq "$impressions $clicks";
@@ -306,12 +297,12 @@ for my $s (@SERVERS) {
     my $r = $t->get($s, '/session.php?set=user_id&value=fresh');
     $fresh{$s} = ModTest::cookie_from($r, 'PHPSESSID');
 }
-ok(polled(15, sub { sql_value($t, "SELECT count(*) FROM session_shared.sessions WHERE last_access < "
+ok(ModTest::polled(15, sub { sql_value($t, "SELECT count(*) FROM session_shared.sessions WHERE last_access < "
     . "to_timestamp($traffic_to)") == 0 }), 'every expired session row is purged from PostgreSQL');
 my $fresh_in = join ',', map { "'$_'" } grep { defined } values %fresh;
-ok(polled(5, sub { sql_value($t, "SELECT count(*) FROM session_shared.sessions WHERE id IN ($fresh_in)") == 2 }),
+ok(ModTest::polled(5, sub { sql_value($t, "SELECT count(*) FROM session_shared.sessions WHERE id IN ($fresh_in)") == 2 }),
     'the sessions in use stay');
-ok(polled(15, sub { sql_value($t, "SELECT count(*) FROM booking.outbox WHERE payload ? 'purge'") == 0 }),
+ok(ModTest::polled(15, sub { sql_value($t, "SELECT count(*) FROM booking.outbox WHERE payload ? 'purge'") == 0 }),
     'outbox rows finished over 30 days ago are purged');
 is(sql_value($t, "SELECT string_agg(payload->>'keep', ' ' ORDER BY id) FROM booking.outbox WHERE payload ? 'keep'"),
     'recent pending', 'a recent row and a pending one stay');

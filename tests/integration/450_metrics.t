@@ -137,15 +137,6 @@ sub delta {
     return (value($after, @series) // 0) - (value($before, @series) // 0);
 }
 
-sub polled {
-    my ($secs, $cond) = @_;
-    my $deadline = time + $secs;
-    while (1) {
-        my $v = $cond->();
-        return $v if $v || time > $deadline;
-        sleep 0.05;
-    }
-}
 
 # ------------------------------------------------------------------------------------- set-up of the four modules
 
@@ -176,7 +167,7 @@ my ($st_promo) = PromoConf::api($t, 'apache', 'POST', 'promotions', promotion(pa
 is($st_promo, 201, 'a promotion for /promo/');
 sub has_banner { my ($s) = @_; return $t->get($s, '/promo/page.html')->{content} =~ /<aside[^>]*class="wm-promo/ }
 for my $s (qw(apache nginx)) {
-    ok(polled(10, sub { has_banner($s) }), "$s: the banner shows");
+    ok(ModTest::polled(10, sub { has_banner($s) }), "$s: the banner shows");
 }
 
 # A session PHP wrote, through Apache.
@@ -281,9 +272,9 @@ for my $s (qw(apache nginx)) {
 }
 
 # The two confirmations went out through whichever server's dispatcher took them: delivered, once each, counted once.
-ok(polled(15, sub { (grep { ($_->{event} // '') eq 'booking.confirmed' && $_->{status} == 200 } $gw->requests) >= 2 }),
+ok(ModTest::polled(15, sub { (grep { ($_->{event} // '') eq 'booking.confirmed' && $_->{status} == 200 } $gw->requests) >= 2 }),
     'the two confirmations reached the gateway');
-my $delivered = polled(10, sub {
+my $delivered = ModTest::polled(10, sub {
     my $n = 0;
     $n += delta($first{$_}, scrape($_), 'webmodules_booking_notifications_total', result => 'delivered')
         for qw(apache nginx);
@@ -299,7 +290,7 @@ is(scalar(grep { ($_->{event} // '') eq 'booking.confirmed' } $gw->requests), 2,
 my $pending = sql_value($t, "SELECT count(*) FROM booking.outbox WHERE status = 'pending'");
 is($pending, 2, 'two reminders pending in the outbox');
 for my $s (qw(apache nginx)) {
-    my $m = polled(10, sub {
+    my $m = ModTest::polled(10, sub {
         my $m = scrape($s);
         return (value($m, 'webmodules_booking_outbox_pending') // -1) == $pending
             && (value($m, 'webmodules_booking_outbox_due') // -1) == 0 ? $m : undef;
@@ -315,7 +306,7 @@ for my $s (qw(apache nginx)) {
     my $mark = $t->log_mark('nginx');
     my %pids = $t->pids;
     ok(kill('HUP', $pids{nginx}), 'nginx: reload');
-    ok(polled(10, sub { $t->error_log('nginx', $mark) =~ /worker process \d+ exited/ }),
+    ok(ModTest::polled(10, sub { $t->error_log('nginx', $mark) =~ /worker process \d+ exited/ }),
         'nginx: the old worker is gone');
     is(value(scrape('nginx'), 'webmodules_paywall_decisions_total', access => 'granted'), $before,
         'nginx: the count survived the reload');

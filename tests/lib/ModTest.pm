@@ -758,6 +758,17 @@ sub post {
 }
 
 # value of cookie $name set by a response (the last Set-Cookie for it), undef when not set
+# Calls $cond every 50 ms until it returns true or $secs have passed; returns its last value.
+sub polled {
+    my ($secs, $cond) = @_;
+    my $deadline = time + $secs;
+    while (1) {
+        my $v = $cond->();
+        return $v if $v || time > $deadline;
+        sleep 0.05;
+    }
+}
+
 sub cookie_from {
     my ($res, $name) = @_;
     my $c = set_cookie($res, $name);
